@@ -1,0 +1,77 @@
+"""The embedded AWS emulator: moto's server on 127.0.0.1, with shopstream's start-up
+patches (see :mod:`devstack.emulator.patches`), run as its own process so it has a core
+of its own and outlives a restart of the local runtime."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import requests
+
+DEFAULT_PORT = 4566  # the port LocalStack clients (localstack-client) expect
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def is_up(endpoint_url: str, timeout: float = 0.5) -> bool:
+    try:
+        return requests.get(f"{endpoint_url}/moto-api/data.json", timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@dataclass
+class Emulator:
+    """A running emulator process."""
+
+    port: int
+    process: subprocess.Popen | None
+    log_path: str | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0) -> "Emulator":
+        endpoint = f"http://127.0.0.1:{port}"
+        if is_up(endpoint):
+            raise EmulatorError(f"something already answers on {endpoint}; stop it or choose another port")
+        log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.emulator.server", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EmulatorError(f"the emulator exited with code {process.returncode} (log: {log_path or 'not kept'})")
+            if is_up(endpoint, timeout=0.2):
+                return cls(port, process, log_path)
+            time.sleep(0.05)
+        process.kill()
+        raise EmulatorError(f"the emulator did not answer on {endpoint} within {timeout:.0f}s")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

@@ -1,0 +1,1 @@
+"""DynamoDB models (pynamodb) of the invoice path."""
