@@ -1,0 +1,1 @@
+"""Fan-out consumers of the invoice event stream (one Lambda package each)."""

@@ -1,0 +1,1 @@
+"""The invoice writer: invoice events from Kinesis into the DynamoDB invoices table."""

@@ -1,0 +1,45 @@
+"""Lambda entry point of the invoice writer (Kinesis event source mapping,
+ReportBatchItemFailures)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
+
+from consumers.invoices.core import InvoiceWriter, KinesisRecord
+from consumers.quarantine import SqsQuarantine
+from dynamo_models.invoice import bind_models
+from dynamo_models.repository import InvoiceRepository
+from pipeline.clients import make_client
+from pipeline.settings import Settings
+
+logger = Logger()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
+
+
+@lru_cache(maxsize=1)
+def writer() -> InvoiceWriter:
+    """The composition root, built once per cold start."""
+    settings = Settings.from_env()
+    bind_models(settings.require("invoices_table"), settings.region, settings.endpoint_url)
+    quarantine = SqsQuarantine(make_client("sqs", settings), settings.require("quarantine_queue_url"))
+    return InvoiceWriter(InvoiceRepository(), quarantine)
+
+
+def record_handler(record: KinesisStreamRecord) -> None:
+    result = writer().handle(KinesisRecord.from_lambda(record.raw_event))
+    metrics.add_metric(name="InvoicesWritten", unit=MetricUnit.Count, value=result.invoices)
+    metrics.add_metric(name="LinesWritten", unit=MetricUnit.Count, value=result.lines)
+    if result.quarantined:
+        metrics.add_metric(name="EventsQuarantined", unit=MetricUnit.Count, value=result.quarantined)
+        logger.warning("quarantined events", extra={"sequence_number": record.kinesis.sequence_number, "count": result.quarantined})
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

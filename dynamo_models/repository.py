@@ -1,0 +1,312 @@
+"""InvoiceRepository: the DynamoDB adapter of the invoice path (writes and reads).
+
+AWS errors are translated here, at the edge: throttling, timeouts and items DynamoDB
+leaves unprocessed become :class:`TransientError` (the consumer reports them and the
+event source mapping redelivers); a missing table is a :class:`ConfigurationError`.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Callable, Iterable, Sequence
+
+from pynamodb.exceptions import PynamoDBException
+
+from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
+from pipeline.errors import BadRequest, ConfigurationError, TransientError
+from pipeline.events import SCHEMA_VERSION, InvoiceEvent, is_product, money_str
+
+log = logging.getLogger(__name__)
+
+BATCH_WRITE_LIMIT = 25
+_MISSING_TABLE = {"ResourceNotFoundException"}
+_CURSOR_KEYS = {"invoice_no", "part", "customer_id", "invoice_sort"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLine:
+    line_no: int
+    stock_code: str
+    description: str | None
+    quantity: int
+    unit_price: Decimal
+    invoice_date: str | None
+
+    @property
+    def amount(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+    def to_api(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "line_no": self.line_no,
+            "stock_code": self.stock_code,
+            "description": self.description,
+            "quantity": self.quantity,
+            "unit_price": money_str(self.unit_price),
+            "amount": money_str(self.amount),
+            "is_product": is_product(self.stock_code),
+        }
+        if self.invoice_date is not None:
+            out["invoice_date"] = self.invoice_date
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceSummary:
+    invoice_no: str
+    invoice_date: str
+    customer_id: str | None
+    country: str
+    line_count: int
+    total: Decimal
+    is_cancellation: bool
+    is_adjustment: bool
+    has_non_product_lines: bool
+    event_id: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "invoice_no": self.invoice_no,
+            "invoice_date": self.invoice_date,
+            "customer_id": self.customer_id,
+            "country": self.country,
+            "line_count": self.line_count,
+            "total": money_str(self.total),
+            "is_cancellation": self.is_cancellation,
+            "is_adjustment": self.is_adjustment,
+            "has_non_product_lines": self.has_non_product_lines,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInvoice:
+    summary: InvoiceSummary
+    lines: tuple[StoredLine, ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.lines), Decimal(0))
+
+    def to_api(self) -> dict[str, Any]:
+        out = self.summary.to_api()
+        out["total"] = money_str(self.total)  # the sum of the lines, by construction
+        out["lines"] = [line.to_api() for line in self.lines]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    invoices: list[InvoiceSummary]
+    next_cursor: str | None
+
+
+# ---- event → items ------------------------------------------------------------------
+
+
+def line_rows(event: InvoiceEvent) -> list[list[Any]]:
+    return [
+        [line.line_no, line.stock_code, line.description, line.quantity, money_str(line.unit_price)]
+        + ([line.invoice_date] if line.invoice_date is not None else [])
+        for line in event.lines
+    ]
+
+
+def invoice_items(event: InvoiceEvent) -> list[InvoiceItem]:
+    """The items that store ``event``: part 0 (header, summary, first lines) and, for an
+    invoice too big for one item, further parts of lines."""
+    rows = line_rows(event)
+    chunks = [encode_lines(rows)]
+    parts = 1
+    while any(len(chunk) > PART_BYTES for chunk in chunks):
+        # aim below the limit from the compressed size seen, then check again
+        parts = max(parts + 1, -(-sum(len(c) for c in chunks) * 5 // (PART_BYTES * 4)))
+        size = -(-len(rows) // parts)
+        chunks = [encode_lines(rows[i : i + size]) for i in range(0, len(rows), size)]
+    event_id = event.event_id
+    head = InvoiceItem(
+        event.invoice_no,
+        0,
+        lines=chunks[0],
+        parts=len(chunks),
+        schema_version=SCHEMA_VERSION,
+        event_id=event_id,
+        invoice_date=event.invoice_date,
+        country=event.country,
+        is_cancellation=event.is_cancellation,
+        is_adjustment=event.is_adjustment,
+        has_non_product_lines=event.has_non_product_lines,
+        line_count=len(event.lines),
+        total=event.total,
+    )
+    if event.customer_id is not None:
+        head.customer_id = event.customer_id
+        head.invoice_sort = f"{event.invoice_date}#{event.invoice_no}"
+    rest = [InvoiceItem(event.invoice_no, i, lines=chunk, event_id=event_id) for i, chunk in enumerate(chunks[1:], 1)]
+    return [head, *rest]
+
+
+# ---- the adapter ----------------------------------------------------------------------
+
+
+class InvoiceRepository:
+    """Stores and reads invoices through the bound :class:`InvoiceItem` model."""
+
+    def __init__(
+        self,
+        model: type[InvoiceItem] = InvoiceItem,
+        *,
+        max_attempts: int = 8,
+        base_delay: float = 0.05,
+        max_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.model = model
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._sleep = sleep
+
+    # -- writes --
+    def put_invoices(self, events: Iterable[InvoiceEvent]) -> int:
+        """Write every item of every event; returns the number of items written.
+
+        Idempotent: keys and attributes are functions of the event, so a redelivered
+        event rewrites identical items. Within one call the last event for an invoice
+        wins (a BatchWriteItem request must not repeat a key).
+        """
+        latest: dict[str, InvoiceEvent] = {}
+        for event in events:
+            latest.pop(event.invoice_no, None)
+            latest[event.invoice_no] = event
+        requests = [item.serialize() for event in latest.values() for item in invoice_items(event)]
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            self._batch_write(requests[start : start + BATCH_WRITE_LIMIT])
+        return len(requests)
+
+    def _batch_write(self, items: list[dict[str, Any]]) -> None:
+        table = self.model.Meta.table_name
+        pending = items
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                response = self.model._get_connection().batch_write_item(put_items=pending)
+            except PynamoDBException as exc:
+                code = getattr(exc, "cause_response_code", None)
+                if code in _MISSING_TABLE:
+                    raise ConfigurationError(f"DynamoDB table {table!r} does not exist") from exc
+                if attempt == self.max_attempts:
+                    raise TransientError(f"BatchWriteItem on {table} failed {attempt} times: {code or exc}") from exc
+                self._backoff(attempt)
+                continue
+            unprocessed = (response.get("UnprocessedItems") or {}).get(table) or []
+            pending = [request["PutRequest"]["Item"] for request in unprocessed]
+            if not pending:
+                return
+            if attempt == self.max_attempts:
+                break
+            log.info("retrying %d unprocessed items (attempt %d)", len(pending), attempt + 1)
+            self._backoff(attempt)
+        raise TransientError(f"{len(pending)} items still unprocessed by {table} after {self.max_attempts} attempts")
+
+    def _backoff(self, attempt: int) -> None:
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        self._sleep(random.uniform(ceiling / 2, ceiling))  # jittered exponential backoff
+
+    # -- reads --
+    def get_invoice(self, invoice_no: str) -> StoredInvoice | None:
+        for _ in range(3):
+            items = self._read(lambda: list(self.model.query(invoice_no, consistent_read=True)))
+            if not items:
+                return None
+            head = items[0]
+            if head.part != 0 or head.parts is None:
+                return None  # parts without a head: an invoice being written right now
+            wanted = [item for item in items if item.part < head.parts]
+            if len(wanted) == head.parts and all(item.event_id == head.event_id for item in wanted):
+                rows = [row for item in wanted for row in decode_lines(item.lines)]
+                return StoredInvoice(_summary(head), tuple(_line(row) for row in rows))
+            time.sleep(0.05)  # a newer version of a multi-part invoice is being written
+        raise TransientError(f"invoice {invoice_no} is being rewritten; retry")
+
+    def customer_invoices(
+        self,
+        customer_id: str,
+        *,
+        date_from: str | None,
+        date_to: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """A page of a customer's invoices, newest first, within ``[date_from, date_to]``
+        (ISO date-times; either may be None)."""
+        low = date_from or "0000"
+        high = f"{date_to}#~" if date_to else "9999"
+        start_key = decode_cursor(cursor, customer_id) if cursor else None
+        index = self.model.by_customer
+
+        def run():
+            result = index.query(
+                customer_id,
+                self.model.invoice_sort.between(low, high),
+                scan_index_forward=False,
+                limit=limit,
+                page_size=limit,
+                last_evaluated_key=start_key,
+            )
+            return list(result), result.last_evaluated_key
+
+        items, last_key = self._read(run)
+        return Page([_summary(item) for item in items], encode_cursor(last_key) if last_key else None)
+
+    def customer_exists(self, customer_id: str) -> bool:
+        return bool(self._read(lambda: list(self.model.by_customer.query(customer_id, limit=1, page_size=1))))
+
+    def _read(self, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except PynamoDBException as exc:
+            code = getattr(exc, "cause_response_code", None)
+            if code in _MISSING_TABLE:
+                raise ConfigurationError(f"DynamoDB table {self.model.Meta.table_name!r} does not exist") from exc
+            raise TransientError(f"DynamoDB read failed: {code or exc}") from exc
+
+
+def _summary(item: InvoiceItem) -> InvoiceSummary:
+    return InvoiceSummary(
+        invoice_no=item.invoice_no,
+        invoice_date=item.invoice_date,
+        customer_id=item.customer_id,
+        country=item.country,
+        line_count=int(item.line_count),
+        total=item.total,
+        is_cancellation=bool(item.is_cancellation),
+        is_adjustment=bool(item.is_adjustment),
+        has_non_product_lines=bool(item.has_non_product_lines),
+        event_id=item.event_id,
+    )
+
+
+def _line(row: Sequence[Any]) -> StoredLine:
+    return StoredLine(row[0], row[1], row[2], row[3], Decimal(row[4]), row[5] if len(row) > 5 else None)
+
+
+def encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":"), sort_keys=True).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
+    """The DynamoDB start key inside a cursor this API issued for this customer."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadRequest("cursor", "is not a cursor issued by this API") from None
+    if not isinstance(key, dict) or set(key) != _CURSOR_KEYS or not all(isinstance(v, dict) for v in key.values()):
+        raise BadRequest("cursor", "is not a cursor issued by this API")
+    if key["customer_id"] != {"S": customer_id}:
+        raise BadRequest("cursor", "belongs to another customer's listing")
+    return key

@@ -1,0 +1,72 @@
+"""Lambda entry point of the ingest API: ``POST /events`` (API Gateway HTTP API)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ingest.core import IngestService, InvalidRequest, PayloadTooLarge
+from ingest.producer import KinesisProducer
+from pipeline.clients import make_client
+from pipeline.errors import ConfigurationError, TransientError
+from pipeline.http import error_response, json_response
+from pipeline.settings import Settings
+
+logger = Logger()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+
+@lru_cache(maxsize=1)
+def service() -> IngestService:
+    """The composition root, built once per cold start."""
+    settings = Settings.from_env()
+    producer = KinesisProducer(make_client("kinesis", settings), settings.require("stream_name"))
+    return IngestService(producer, max_body_bytes=settings.max_body_bytes)
+
+
+@app.post("/events")
+def post_events() -> Response:
+    outcome = service().ingest(app.current_event.decoded_body or "")
+    accepted = outcome.body["accepted"]
+    metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=accepted["events"])
+    metrics.add_metric(name="LinesAccepted", unit=MetricUnit.Count, value=accepted["lines"])
+    if outcome.status != 202:
+        metrics.add_metric(name="ItemsRejected", unit=MetricUnit.Count, value=outcome.body["rejected_total"])
+    return json_response(outcome.status, outcome.body)
+
+
+@app.exception_handler(PayloadTooLarge)
+def too_large(exc: PayloadTooLarge) -> Response:
+    metrics.add_metric(name="BodiesTooLarge", unit=MetricUnit.Count, value=1)
+    return error_response(413, str(exc))
+
+
+@app.exception_handler(InvalidRequest)
+def invalid_request(exc: InvalidRequest) -> Response:
+    metrics.add_metric(name="BodiesUnusable", unit=MetricUnit.Count, value=1)
+    return error_response(400, "the request body is not usable", [exc.problem])
+
+
+@app.exception_handler(TransientError)
+def unavailable(exc: TransientError) -> Response:
+    logger.warning("ingest unavailable", extra={"reason": str(exc)})
+    return json_response(
+        503,
+        {"message": "the stream is not accepting records right now; retry the request", "reason": str(exc)},
+        headers={"Retry-After": "1"},
+    )
+
+
+@app.exception_handler(ConfigurationError)
+def misconfigured(exc: ConfigurationError) -> Response:
+    logger.error("misconfigured", extra={"reason": str(exc)})
+    return error_response(500, "the ingest API is misconfigured", reason=str(exc))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict, context) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""JSON responses and error bodies shared by the API functions (ingest, query API), so
+every 4xx/5xx has the same shape: ``{"message": ..., "problems": [{"field", "reason"}]}``."""
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+
+from pipeline.errors import Problem
+
+JSON = "application/json"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def dumps(body: Any) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=dumps(body), headers=headers)
+
+
+def error_response(status: int, message: str, problems: list[Problem] | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"message": message}
+    if problems:
+        body["problems"] = [p.to_dict() for p in problems]
+    body.update(extra)
+    return json_response(status, body)

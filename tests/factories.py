@@ -1,0 +1,76 @@
+"""Shared test factories: invoice events, raw rows, Lambda contexts and API Gateway events."""
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pipeline.events import InvoiceEvent, InvoiceLine
+
+
+def line(line_no: int = 1, stock_code: str = "85123A", description: str | None = "WHITE HANGING HEART T-LIGHT HOLDER",
+         quantity: int = 6, unit_price: str = "2.55", invoice_date: str | None = None) -> InvoiceLine:
+    return InvoiceLine(line_no, stock_code, description, quantity, Decimal(unit_price), invoice_date)
+
+
+def event(invoice_no: str = "536365", *, invoice_date: str = "2010-12-01T08:26:00", customer_id: str | None = "17850",
+          country: str = "United Kingdom", lines: list[InvoiceLine] | None = None, n_lines: int = 2) -> InvoiceEvent:
+    if lines is None:
+        lines = [line(i, stock_code=f"2{i:04d}", unit_price=f"{i}.25") for i in range(1, n_lines + 1)]
+    return InvoiceEvent(invoice_no, invoice_date, customer_id, country, tuple(lines))
+
+
+def event_dict(**overrides: Any) -> dict[str, Any]:
+    data = json.loads(event().to_json())
+    data.update(overrides)
+    return data
+
+
+def raw_row(invoice_no: str = "536365", stock_code: str = "85123A", quantity: Any = "6", unit_price: Any = "2.55",
+            invoice_date: str = "12/1/2010 8:26", customer_id: Any = "17850", country: str = "United Kingdom",
+            description: str | None = "WHITE HANGING HEART T-LIGHT HOLDER") -> dict[str, Any]:
+    return {"InvoiceNo": invoice_no, "StockCode": stock_code, "Description": description, "Quantity": quantity,
+            "InvoiceDate": invoice_date, "UnitPrice": unit_price, "CustomerID": customer_id, "Country": country}
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "shopstream-test"
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:shopstream-test"
+    aws_request_id: str = ""
+    log_group_name: str = "/aws/lambda/shopstream-test"
+    log_stream_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.aws_request_id = self.aws_request_id or str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def http_event(method: str, path: str, *, body: str | bytes | None = None, query: dict[str, str] | None = None,
+               route_key: str | None = None, path_parameters: dict[str, str] | None = None) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event."""
+    is_binary = isinstance(body, bytes)
+    return {
+        "version": "2.0",
+        "routeKey": route_key or f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json", "host": "localhost"},
+        "queryStringParameters": query,
+        "pathParameters": path_parameters,
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "local", "domainName": "localhost", "domainPrefix": "localhost",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "pytest"},
+            "requestId": str(uuid.uuid4()), "routeKey": route_key or f"{method} {path}", "stage": "$default",
+            "time": "01/Dec/2010:08:26:00 +0000", "timeEpoch": 1291191960000,
+        },
+        "body": base64.b64encode(body).decode() if is_binary else body,
+        "isBase64Encoded": is_binary,
+    }

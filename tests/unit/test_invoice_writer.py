@@ -1,0 +1,66 @@
+"""The invoice writer's record logic with in-memory ports (consumers/invoices/core.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consumers.invoices.core import InvoiceWriter, KinesisRecord
+from pipeline.codec import aggregate
+from pipeline.errors import TransientError
+from pipeline.partitioning import ShardMap, ShardRange
+from tests.factories import event
+
+ONE_SHARD = ShardMap([ShardRange("s", 0, 2**128 - 1)])
+
+
+class MemoryStore:
+    def __init__(self, fail: Exception | None = None):
+        self.invoices = {}
+        self.fail = fail
+
+    def put_invoices(self, events):
+        if self.fail:
+            raise self.fail
+        for e in events:
+            self.invoices[e.invoice_no] = e
+        return len(events)
+
+
+class MemoryQuarantine:
+    def __init__(self):
+        self.messages = []
+
+    def send(self, **message):
+        self.messages.append(message)
+
+
+def record(payloads) -> KinesisRecord:
+    (packed,) = aggregate([(str(i), p) for i, p in enumerate(payloads)], ONE_SHARD)
+    return KinesisRecord("arn:aws:kinesis:eu-west-1:1:stream/s", "49590338271490256608559692538361571095921575989136588898", "0", packed.data)
+
+
+def test_valid_events_are_stored_and_poison_is_quarantined_with_its_reason():
+    store, quarantine = MemoryStore(), MemoryQuarantine()
+    bad = json.loads(event("536366").to_json())
+    bad["lines"][0]["unit_price"] = "cheap"
+    result = InvoiceWriter(store, quarantine).handle(record([event("536365").to_json(), json.dumps(bad).encode(), b"not json"]))
+    assert set(store.invoices) == {"536365"}
+    assert (result.invoices, result.quarantined) == (1, 2)
+    first, second = quarantine.messages
+    assert first["problems"][0]["field"] == "lines[0].unit_price"
+    assert first["source"]["sub_sequence_number"] == 1
+    assert "not valid JSON" in second["problems"][0]["reason"]
+
+
+def test_a_damaged_aggregate_is_quarantined_whole():
+    store, quarantine = MemoryStore(), MemoryQuarantine()
+    damaged = record([event().to_json()])
+    damaged = KinesisRecord(damaged.event_source_arn, damaged.sequence_number, "0", damaged.data[:-1])
+    assert InvoiceWriter(store, quarantine).handle(damaged).quarantined == 1
+    assert "digest" in quarantine.messages[0]["reason"] and store.invoices == {}
+
+
+def test_transient_failures_propagate_for_redelivery():
+    with pytest.raises(TransientError):
+        InvoiceWriter(MemoryStore(fail=TransientError("throttled")), MemoryQuarantine()).handle(record([event().to_json()]))
