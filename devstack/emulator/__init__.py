@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -32,6 +33,13 @@ def is_up(endpoint_url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def _tail(log, max_bytes: int = 4000) -> str:
+    log.flush()
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - max_bytes))
+    return log.read().decode("utf-8", "replace").strip()
+
+
 @dataclass
 class Emulator:
     """A running emulator process."""
@@ -45,26 +53,38 @@ class Emulator:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0) -> "Emulator":
+    def start(
+        cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0, patched: bool = True
+    ) -> "Emulator":
+        """Start the emulator on 127.0.0.1:``port``; ``patched=False`` serves moto as released."""
         endpoint = f"http://127.0.0.1:{port}"
         if is_up(endpoint):
             raise EmulatorError(f"something already answers on {endpoint}; stop it or choose another port")
-        log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        # without a log file, output goes to an unnamed temporary file, so that a failed
+        # start can say why (e.g. a start-up patch that no longer fits moto)
+        log = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.emulator.server", "--port", str(port)],
+            [sys.executable, "-m", "devstack.emulator.server", "--port", str(port)]
+            + ([] if patched else ["--no-patches"]),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise EmulatorError(f"the emulator exited with code {process.returncode} (log: {log_path or 'not kept'})")
-            if is_up(endpoint, timeout=0.2):
-                return cls(port, process, log_path)
-            time.sleep(0.05)
-        process.kill()
-        raise EmulatorError(f"the emulator did not answer on {endpoint} within {timeout:.0f}s")
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    raise EmulatorError(
+                        f"the emulator exited with code {process.returncode}"
+                        + (f" (log: {log_path})" if log_path else f":\n{_tail(log)}")
+                    )
+                if is_up(endpoint, timeout=0.2):
+                    return cls(port, process, log_path)
+                time.sleep(0.05)
+            process.kill()
+            raise EmulatorError(f"the emulator did not answer on {endpoint} within {timeout:.0f}s")
+        finally:
+            log.close()  # the emulator process holds its own copy
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -1,5 +1,468 @@
-"""Start-up patches to moto (filled in by the emulator work)."""
+"""Start-up patches to moto, applied by :mod:`devstack.emulator.server` before it serves.
+
+Each patch fixes one measured problem of the pinned moto version and keeps moto's
+observable behaviour (responses, ordering, pagination) exactly as it was:
+
+``host-lookup``
+    Every request asked :func:`moto.backends.list_of_moto_modules`, which lists and
+    stats moto's package directory on disk (a third of the server's CPU per request).
+    The list never changes while the server runs, so it is read once.
+``kinesis-shard``
+    ``Shard.put_record`` copied every key of the shard to find the last sequence
+    number, and ``Shard.get_records`` walked the shard from its first record on every
+    call: both O(records in the shard). A sorted list of the shard's sequence numbers
+    makes a put O(1) and a GetRecords O(log n + records returned). Puts are serialised
+    (moto's own put was not safe against concurrent requests).
+``esm-delivery``
+    moto pushes records from Kinesis streams, SQS queues and DynamoDB streams to the
+    functions of their event source mappings by running them in Docker. shopstream's
+    local runtime polls the sources and invokes the functions itself, so a mapping is
+    kept (it is listed, described, updated and deleted as before) but never attached to
+    its source: moto delivers nothing, and an SQS source keeps its messages for the
+    runtime rather than having moto receive them.
+``dynamodb-query``
+    ``Table.query`` collected and sorted every item of the table on each call, for table
+    and index queries alike. A table query now considers only the items under its hash
+    key; an index query on an attribute other than the table's hash key uses an index of
+    that attribute (value -> items), built on the first such query and kept current by
+    PutItem, DeleteItem and UpdateItem (and everything built on them: BatchWriteItem,
+    TransactWriteItems, PartiQL, imports). Every candidate is checked against the table
+    before use, so a stale index entry can never return a wrong item; moto's own query
+    code then filters, sorts and paginates the candidates as before.
+
+:func:`apply` checks that every patched symbol is present and still looks the way these
+patches expect (the pinned version, signatures, the calls they rely on) before changing
+anything, and raises :class:`PatchError` naming what differs: the emulator refuses to
+start rather than run with half of its fixes.
+"""
+from __future__ import annotations
+
+import bisect
+import importlib
+import inspect
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+MOTO_VERSION = "5.2.5"  # the version pinned in requirements.txt; the patches target it
 
 
-def apply() -> None:
-    return None
+class PatchError(RuntimeError):
+    """moto does not look the way the start-up patches expect."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    """One attribute to replace, and what its current value must look like."""
+
+    module: str
+    path: str  # "function" or "Class.method"
+    params: tuple[str, ...]  # parameter names of the original, in order
+    calls: tuple[str, ...] = ()  # source fragments the patch relies on
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.path}"
+
+
+@dataclass(frozen=True)
+class _Patch:
+    key: str
+    target: _Target
+    make: Callable[[Callable[..., Any]], Callable[..., Any]]  # original -> replacement
+
+
+_applied: set[str] = set()
+_apply_lock = threading.Lock()
+
+
+# ── host-lookup ────────────────────────────────────────────────────────────────
+
+
+def _cached_module_list(original: Callable[[], Any]) -> Callable[[], Any]:
+    modules = tuple(original())
+
+    def list_of_moto_modules() -> tuple[str, ...]:
+        return modules
+
+    return list_of_moto_modules
+
+
+# ── kinesis-shard ──────────────────────────────────────────────────────────────
+# A shard's sequence numbers are kept, ascending, in a list beside ``shard.records``
+# (moto assigns them as max + 1, so insertion order is ascending). The list is rebuilt
+# if moto replaces or changes ``records`` behind our back (SplitShard empties a shard).
+
+_KINESIS_LOCK = threading.Lock()
+_SEQS = "_shopstream_sequence_numbers"
+
+
+def _sequence_numbers(shard: Any) -> list[int]:
+    held = shard.__dict__.get(_SEQS)
+    if held is None or held[0] is not shard.records or len(held[1]) != len(shard.records):
+        held = (shard.records, sorted(shard.records))
+        shard.__dict__[_SEQS] = held
+    return held[1]
+
+
+def _shard_put_record(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.kinesis.models import Record
+
+    def put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        with _KINESIS_LOCK:
+            seqs = _sequence_numbers(self)
+            sequence_number = (seqs[-1] if seqs else 0) + 1
+            self.records[sequence_number] = Record(partition_key, data, sequence_number, explicit_hash_key)
+            seqs.append(sequence_number)
+        return str(sequence_number)
+
+    return put_record
+
+
+def _shard_get_records(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
+        last_sequence_int = int(last_sequence_id)
+        with _KINESIS_LOCK:
+            seqs = _sequence_numbers(self)
+            start = bisect.bisect_right(seqs, last_sequence_int)
+            # moto stops when len(results) == limit: 0 returns nothing, a negative or
+            # missing limit returns everything after the iterator.
+            chosen = seqs[start:] if limit is None or limit < 0 else seqs[start:start + limit]
+            records = [self.records[s] for s in chosen]
+            newest = self.records[seqs[-1]] if seqs else None
+        if not records:
+            return [], last_sequence_int, 0
+        millis_behind_latest = int((newest.created_at - records[-1].created_at) * 1000)
+        return records, chosen[-1], millis_behind_latest
+
+    return get_records
+
+
+def _shard_min(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_min_sequence_number(self: Any) -> int:
+        seqs = _sequence_numbers(self)
+        return seqs[0] if seqs else 0
+
+    return get_min_sequence_number
+
+
+def _shard_max(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_max_sequence_number(self: Any) -> int:
+        seqs = _sequence_numbers(self)
+        return seqs[-1] if seqs else 0
+
+    return get_max_sequence_number
+
+
+# ── esm-delivery ───────────────────────────────────────────────────────────────
+
+
+def _detached_event_source_mapping(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_event_source_mapping(self: Any, spec: dict[str, Any]) -> Any:
+        esm = original(self, spec)
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.kinesis.models import kinesis_backends
+        from moto.sqs.models import sqs_backends
+
+        account, region = self.account_id, self.region_name
+        sources = [
+            *sqs_backends[account][region].queues.values(),
+            *dynamodb_backends[account][region].tables.values(),
+            *kinesis_backends[account][region].streams.values(),
+        ]
+        for source in sources:
+            attached = source.lambda_event_source_mappings
+            for key in [k for k, v in attached.items() if v is esm]:
+                del attached[key]
+        return esm
+
+    return create_event_source_mapping
+
+
+# ── dynamodb-query ─────────────────────────────────────────────────────────────
+# Per table and per indexed attribute: attribute value -> {(hash, range): item}. Kept on
+# the table object itself so that moto's deep copies of a table (TransactWriteItems
+# rollback) carry a consistent copy. One re-entrant lock guards every index and every
+# write that maintains one, so a query never sees an item between the table and the
+# index; moto's own query code then runs on the chosen candidates outside the lock.
+
+_DDB_LOCK = threading.RLock()
+_INDEX = "_shopstream_attribute_index"
+_scope = threading.local()  # the candidates ``all_items`` returns inside a patched query
+_KEY_TYPES = frozenset({"S", "N", "B"})  # the only types a key attribute can have
+
+
+def _key_value(item: Any, attribute: str) -> Any:
+    value = item.attrs.get(attribute)
+    return value if value is not None and value.type in _KEY_TYPES else None
+
+
+def _current_item(table: Any, hash_key: Any, range_key: Any) -> Any:
+    bucket = table.items.get(hash_key)  # .get: table.items is a defaultdict
+    if table.range_key_attr is None or bucket is None:
+        return bucket
+    return bucket.get(range_key)
+
+
+def _index_add(table: Any, item: Any) -> None:
+    indexes = table.__dict__.get(_INDEX)
+    if not indexes or item is None:
+        return
+    for attribute, by_value in indexes.items():
+        value = _key_value(item, attribute)
+        if value is not None:
+            by_value.setdefault(value, {})[(item.hash_key, item.range_key)] = item
+
+
+def _index_for(table: Any, attribute: str) -> dict[Any, dict[tuple[Any, Any], Any]]:
+    indexes = table.__dict__.setdefault(_INDEX, {})
+    by_value = indexes.get(attribute)
+    if by_value is None:
+        by_value = {}
+        for bucket in table.items.values():
+            for item in bucket.values() if table.range_key_attr else [bucket]:
+                value = _key_value(item, attribute)
+                if value is not None:
+                    by_value.setdefault(value, {})[(item.hash_key, item.range_key)] = item
+        indexes[attribute] = by_value
+    return by_value
+
+
+def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_conditions: Any) -> list[Any] | None:
+    """The items a query can match (a superset), or None to let moto look at all items."""
+    if index_name is None:
+        attribute, value = table.hash_key_attr, hash_key
+    elif hash_conditions:
+        attribute, value = hash_conditions[0]
+    else:
+        return None
+    if value is None or getattr(value, "type", None) not in _KEY_TYPES:
+        return None
+    if attribute == table.hash_key_attr:
+        bucket = table.items.get(value)
+        if bucket is None:
+            return []
+        return list(bucket.values()) if table.range_key_attr else [bucket]
+    entries = _index_for(table, attribute).get(value)
+    if not entries:
+        return []
+    found = []
+    for key, item in list(entries.items()):
+        current_value = _key_value(item, attribute)
+        if _current_item(table, *key) is item and current_value is not None and current_value == value:
+            found.append(item)
+        else:  # replaced, deleted or moved to another value since it was indexed
+            del entries[key]
+    return found
+
+
+def _table_query(original: Callable[..., Any]) -> Callable[..., Any]:
+    signature = inspect.signature(original)
+
+    def query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        with _DDB_LOCK:
+            candidates = _candidates(
+                self, arguments["hash_key"], arguments.get("index_name"), arguments.get("hash_key_conditions")
+            )
+        if candidates is None:
+            return original(self, *args, **kwargs)
+        # in the order moto's all_items() gives, so that ties sort exactly as before
+        candidates.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+        previous = getattr(_scope, "value", None)
+        _scope.value = (self, candidates)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _scope.value = previous
+
+    return query
+
+
+def _table_all_items(original: Callable[..., Any]) -> Callable[..., Any]:
+    def all_items(self: Any) -> list[Any]:
+        scoped = getattr(_scope, "value", None)
+        if scoped is not None and scoped[0] is self:
+            return list(scoped[1])
+        return original(self)
+
+    return all_items
+
+
+def _table_put_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    def put_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _DDB_LOCK:
+            item = original(self, *args, **kwargs)
+            _index_add(self, item)
+        return item
+
+    return put_item
+
+
+def _table_delete_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    def delete_item(self: Any, hash_key: Any, range_key: Any) -> Any:
+        with _DDB_LOCK:
+            item = original(self, hash_key, range_key)
+            if item is not None:
+                for attribute, by_value in self.__dict__.get(_INDEX, {}).items():
+                    value = _key_value(item, attribute)
+                    if value is not None:
+                        by_value.get(value, {}).pop((item.hash_key, item.range_key), None)
+        return item
+
+    return delete_item
+
+
+def _backend_update_item(original: Callable[..., Any]) -> Callable[..., Any]:
+    from moto.dynamodb.exceptions import ConditionalCheckFailed
+
+    def update_item(self: Any, table_name: str, *args: Any, **kwargs: Any) -> Any:
+        # UpdateItem changes the stored item in place, so the index learns of it here.
+        with _DDB_LOCK:
+            table = self.get_table(table_name)
+            try:
+                item = original(self, table_name, *args, **kwargs)
+            except ConditionalCheckFailed:
+                raise  # checked before anything changes
+            except BaseException:
+                table.__dict__.pop(_INDEX, None)  # maybe half-applied: rebuild on next query
+                raise
+            _index_add(table, item)
+        return item
+
+    return update_item
+
+
+# ── the list ───────────────────────────────────────────────────────────────────
+
+_KINESIS = "moto.kinesis.models"
+_DDB_TABLE = "moto.dynamodb.models.table"
+
+PATCHES: tuple[_Patch, ...] = (
+    _Patch("host-lookup", _Target("moto.backends", "list_of_moto_modules", ()), _cached_module_list),
+    _Patch(
+        "kinesis-shard",
+        _Target(_KINESIS, "Shard.put_record", ("self", "partition_key", "data", "explicit_hash_key"),
+                ("self.records[sequence_number] = Record(",)),
+        _shard_put_record,
+    ),
+    _Patch(
+        "kinesis-shard",
+        _Target(_KINESIS, "Shard.get_records", ("self", "last_sequence_id", "limit"),
+                ("very_last_record.created_at - record.created_at", "len(results) == limit")),
+        _shard_get_records,
+    ),
+    _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_min_sequence_number", ("self",)), _shard_min),
+    _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_max_sequence_number", ("self",)), _shard_max),
+    _Patch(
+        "esm-delivery",
+        _Target("moto.awslambda.models", "LambdaBackend.create_event_source_mapping", ("self", "spec"),
+                ("queue.lambda_event_source_mappings[", "table.lambda_event_source_mappings[",
+                 "stream.lambda_event_source_mappings[")),
+        _detached_event_source_mapping,
+    ),
+    _Patch(
+        "dynamodb-query",
+        _Target(_DDB_TABLE, "Table.query",
+                ("self", "hash_key", "range_comparison", "range_objs", "limit", "exclusive_start_key",
+                 "scan_index_forward", "projection_expressions", "index_name", "consistent_read",
+                 "filter_expression", "hash_key_conditions", "range_key_conditions", "filter_kwargs"),
+                ("for item in self.all_items():", "item.hash_key == hash_key")),
+        _table_query,
+    ),
+    _Patch("dynamodb-query", _Target(_DDB_TABLE, "Table.all_items", ("self",)), _table_all_items),
+    _Patch(
+        "dynamodb-query",
+        _Target(_DDB_TABLE, "Table.put_item",
+                ("self", "item_attrs", "expected", "condition_expression", "expression_attribute_names",
+                 "expression_attribute_values", "overwrite", "return_values_on_condition_check_failure"),
+                ("self.items[hash_value][range_value] = item", "return item")),
+        _table_put_item,
+    ),
+    _Patch(
+        "dynamodb-query",
+        _Target(_DDB_TABLE, "Table.delete_item", ("self", "hash_key", "range_key"),
+                ("self.items[hash_key].pop(range_key)", "return item")),
+        _table_delete_item,
+    ),
+    _Patch(
+        "dynamodb-query",
+        _Target("moto.dynamodb.models", "DynamoDBBackend.update_item",
+                ("self", "table_name", "key", "update_expression", "expression_attribute_names",
+                 "expression_attribute_values", "attribute_updates", "expected", "condition_expression",
+                 "return_values_on_condition_check_failure"),
+                ("UpdateExpressionExecutor(", "raise ConditionalCheckFailed", "return item")),
+        _backend_update_item,
+    ),
+)
+
+
+def _resolve(target: _Target) -> tuple[Any, str, Any]:
+    try:
+        owner: Any = importlib.import_module(target.module)
+    except ImportError as exc:
+        raise PatchError(f"cannot import {target.module} ({exc})") from exc
+    *parents, attribute = target.path.split(".")
+    for parent in parents:
+        owner = getattr(owner, parent, None)
+        if owner is None:
+            raise PatchError(f"{target.module}.{parent} no longer exists")
+    original = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
+    if original is None:
+        raise PatchError(f"{target.name} no longer exists")
+    return owner, attribute, original
+
+
+def _check(target: _Target, original: Any) -> None:
+    if not callable(original):
+        raise PatchError(f"{target.name} is no longer a function")
+    params = tuple(inspect.signature(original).parameters)
+    if params != target.params:
+        raise PatchError(f"{target.name} takes {params}, the patch expects {target.params}")
+    if target.calls:
+        try:
+            source = inspect.getsource(original)
+        except (OSError, TypeError) as exc:
+            raise PatchError(f"cannot read the source of {target.name} to check it ({exc})") from exc
+        missing = [fragment for fragment in target.calls if fragment not in source]
+        if missing:
+            raise PatchError(f"{target.name} no longer contains {missing}; the patch relies on it")
+
+
+def _check_environment() -> None:
+    import moto
+
+    version = getattr(moto, "__version__", None)
+    if version != MOTO_VERSION:
+        raise PatchError(
+            f"moto {version} is installed but the emulator's patches target moto {MOTO_VERSION} "
+            f"(pip install -r requirements.txt)"
+        )
+    from moto.moto_server import werkzeug_app
+
+    if "backends.list_of_moto_modules()" not in inspect.getsource(werkzeug_app.DomainDispatcherApplication):
+        raise PatchError("moto's werkzeug app no longer calls backends.list_of_moto_modules() per request")
+
+
+def apply(patches: tuple[_Patch, ...] = PATCHES) -> list[str]:
+    """Check every patch against the installed moto, then install them all (or none).
+
+    Idempotent; returns the names of the patched symbols. Raises :class:`PatchError`.
+    """
+    with _apply_lock:
+        pending = [p for p in patches if p.target.name not in _applied]
+        if not pending:
+            return sorted(p.target.name for p in patches)
+        _check_environment()
+        resolved = []
+        for patch in pending:
+            owner, attribute, original = _resolve(patch.target)
+            _check(patch.target, original)
+            resolved.append((patch, owner, attribute, original))
+        replacements = [(owner, attribute, patch.make(original), patch) for patch, owner, attribute, original in resolved]
+        for owner, attribute, replacement, patch in replacements:
+            replacement.__wrapped__ = getattr(owner, attribute)  # type: ignore[attr-defined]
+            replacement.__qualname__ = patch.target.path
+            setattr(owner, attribute, replacement)
+            _applied.add(patch.target.name)
+        return sorted(p.target.name for p in patches)
