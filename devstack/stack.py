@@ -1,0 +1,258 @@
+"""The local stack's lifecycle: emulator → terraform apply → local runtime, and back.
+
+Both long-lived parts run as their own processes so they outlive the command that
+started them (``shopstream up`` returns; ``shopstream down`` stops them):
+
+* the emulator (moto's server with shopstream's patches) on 127.0.0.1:4566,
+* the local runtime (function workers, Kinesis pollers, the HTTP gateway on :8080, the
+  admin API on :4599).
+
+Everything they keep lives under the state directory (``.shopstream/`` by default):
+pid files, logs, Terraform's local-mode state, the runtime's checkpoints. The emulator
+keeps its data in memory, so ``down`` also forgets the Terraform state and checkpoints
+that referred to it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from devstack.emulator import Emulator, EmulatorError, is_up
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = ROOT / ".shopstream"
+DEFAULT_REGION = "eu-west-1"
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class StackConfig:
+    state_dir: Path = DEFAULT_STATE_DIR
+    emulator_port: int = 4566
+    gateway_port: int = 8080
+    admin_port: int = 4599
+    region: str = DEFAULT_REGION
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def terraform_dir(self) -> Path:
+        return self.state_dir / "terraform"
+
+    @property
+    def runtime_dir(self) -> Path:
+        return self.state_dir / "runtime"
+
+
+@dataclass
+class StackInfo:
+    """What ``up`` leaves behind in ``run/stack.json`` for other commands."""
+
+    emulator_url: str
+    api_url: str
+    admin_url: str
+    region: str
+    outputs: dict[str, Any]
+    terraform_s: float
+
+    def save(self, config: StackConfig) -> None:
+        (config.run_dir / "stack.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, config: StackConfig) -> "StackInfo | None":
+        path = config.run_dir / "stack.json"
+        return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def aws_env(config: StackConfig) -> dict[str, str]:
+    """The environment a boto3 client (or the AWS CLI) needs to talk to the emulator."""
+    return {
+        "AWS_ENDPOINT_URL": config.emulator_url,
+        "AWS_REGION": config.region,
+        "AWS_DEFAULT_REGION": config.region,
+        "AWS_ACCESS_KEY_ID": "test",  # the emulator accepts any credentials
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }
+
+
+def _pid(config: StackConfig, name: str) -> int | None:
+    path = config.run_dir / f"{name}.pid"
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def _write_pid(config: StackConfig, name: str, pid: int) -> None:
+    (config.run_dir / f"{name}.pid").write_text(str(pid))
+
+
+def _stop_pid(config: StackConfig, name: str, timeout: float = 20.0) -> bool:
+    pid = _pid(config, name)
+    (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
+    if pid is None:
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except OSError:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        try:  # reap it if it is our child
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    return True
+
+
+def is_running(config: StackConfig) -> bool:
+    return _pid(config, "emulator") is not None or _pid(config, "runtime") is not None
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
+    """Start the emulator, apply the Terraform to it, start the local runtime."""
+    if is_running(config):
+        raise StackError(f"the stack is already up (state in {config.state_dir}); run `shopstream down` first")
+    for name, port in (("emulator", config.emulator_port), ("gateway", config.gateway_port), ("admin API", config.admin_port)):
+        if not _port_free(port):
+            raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
+    reset_state(config)
+    for directory in (config.run_dir, config.log_dir, config.terraform_dir, config.runtime_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+
+    say(f"• emulator        starting moto on {config.emulator_url}")
+    try:
+        emulator = Emulator.start(config.emulator_port, log_path=str(config.log_dir / "emulator.log"))
+    except EmulatorError as exc:
+        raise StackError(str(exc)) from exc
+    _write_pid(config, "emulator", emulator.process.pid)  # type: ignore[union-attr]
+
+    try:
+        from devstack import terraform
+
+        say("• terraform       apply infra/terraform to the emulator")
+        started = time.monotonic()
+        outputs = terraform.apply_to_emulator(
+            config.emulator_url, str(config.terraform_dir), variables={"region": config.region}, say=say
+        )
+        terraform_s = round(time.monotonic() - started, 1)
+        say(f"• local runtime   functions, event source mappings, gateway on {config.api_url}")
+        _start_runtime(config)
+    except BaseException:
+        down(config, quiet=True)
+        raise
+    info = StackInfo(config.emulator_url, config.api_url, config.admin_url, config.region, outputs, terraform_s)
+    info.save(config)
+    return info
+
+
+def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
+    log = open(config.log_dir / "runtime.log", "ab")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **aws_env(config))
+    env.pop("AWS_ENDPOINT_URL", None)  # the runtime hands it to the functions itself
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.runtime",
+         "--emulator-url", config.emulator_url, "--gateway-port", str(config.gateway_port),
+         "--admin-port", str(config.admin_port), "--state-dir", str(config.runtime_dir), "--code-root", str(ROOT)],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT), start_new_session=True,
+    )
+    _write_pid(config, "runtime", process.pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"the local runtime exited with code {process.returncode}; see {config.log_dir / 'runtime.log'}")
+        try:
+            if requests.get(f"{config.admin_url}/health", timeout=0.5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise StackError(f"the local runtime did not become healthy within {timeout:.0f}s; see {config.log_dir / 'runtime.log'}")
+
+
+def reset_state(config: StackConfig) -> None:
+    """Forget what referred to a previous emulator's (in-memory) resources."""
+    for stale in (config.terraform_dir / "terraform.tfstate", config.terraform_dir / "terraform.tfstate.backup"):
+        stale.unlink(missing_ok=True)
+    if config.runtime_dir.exists():
+        shutil.rmtree(config.runtime_dir)
+    (config.run_dir / "stack.json").unlink(missing_ok=True)
+
+
+def down(config: StackConfig, *, quiet: bool = False, say: Callable[[str], None] = print) -> bool:
+    """Stop the runtime, then the emulator. True if anything was running."""
+    stopped_runtime = _stop_pid(config, "runtime")
+    stopped_emulator = _stop_pid(config, "emulator")
+    reset_state(config)
+    if not quiet:
+        say("stack stopped" if (stopped_runtime or stopped_emulator) else "the stack was not running")
+    return stopped_runtime or stopped_emulator
+
+
+def status(config: StackConfig) -> dict[str, Any]:
+    info = StackInfo.load(config)
+    runtime_status = None
+    if _pid(config, "runtime") is not None:
+        try:
+            runtime_status = requests.get(f"{config.admin_url}/status", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            runtime_status = None
+    return {
+        "emulator": {"pid": _pid(config, "emulator"), "url": config.emulator_url, "answering": is_up(config.emulator_url)},
+        "runtime": {"pid": _pid(config, "runtime"), "admin_url": config.admin_url, "status": runtime_status},
+        "api_url": config.api_url,
+        "outputs": info.outputs if info else None,
+    }
