@@ -426,7 +426,7 @@ class ShardConsumer:
                     if done:
                         self._commit(done, processed=True)
                     failures = segment.failures + 1 if not done else 1
-                    self.log.warning("partial batch failure: %d ok, retrying from sequence %s (failure %d) %s",
+                    self.log.warning("partial batch failure: %d ok, first failed sequence %s (failure %d) %s",
                                      len(done), rest[0].sequence_number, failures, self._ctx())
                     self._retry_or_give_up(_Segment(rest, failures, result), stack)
                     continue

@@ -1,0 +1,189 @@
+"""Reads what to run from the emulator with boto3 (the one source of truth).
+
+- Lambda: ``ListFunctions`` (name, ARN, Handler, Environment, Timeout, MemorySize, Role)
+  and ``GetFunctionConcurrency`` (reserved concurrency);
+  ``ListEventSourceMappings`` (every setting the Kinesis pollers honour).
+- Kinesis: ``ListShards`` and the retention period of each mapped stream.
+- API Gateway v2: ``GetApis`` (HTTP only), ``GetRoutes``, ``GetIntegrations`` (AWS_PROXY
+  to a Lambda ARN or the ``arn:aws:apigateway:…:lambda:path/2015-03-31/functions/<arn>/
+  invocations`` form), ``GetStages``.
+
+Credentials are fake and fixed, so discovery can never reach a real AWS account.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from devstack.runtime.model import (
+    Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, arn_account, arn_region, function_name_from_arn,
+)
+from devstack.runtime.workers import FAKE_CREDENTIALS
+
+log = logging.getLogger("devstack.runtime.discovery")
+
+_session_lock = threading.Lock()
+
+
+class ClientFactory:
+    """boto3 clients for the emulator (thread-safe creation, cached per thread-agnostic key)."""
+
+    def __init__(self, endpoint_url: str, region: str, *, read_timeout: float = 10.0) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2,
+                             read_timeout=read_timeout, max_pool_connections=50)
+        self._session = boto3.session.Session(aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                              aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                                              aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+                                              region_name=region)
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, service: str, region: str | None = None):
+        key = (service, region or self.region)
+        client = self._clients.get(key)
+        if client is None:
+            with _session_lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = self._session.client(service, region_name=key[1], endpoint_url=self.endpoint_url,
+                                                  config=self.config)
+                    self._clients[key] = client
+        return client
+
+    def new(self, service: str, region: str | None = None):
+        """A client of one's own (for a poller thread)."""
+        with _session_lock:
+            return self._session.client(service, region_name=region or self.region,
+                                        endpoint_url=self.endpoint_url, config=self.config)
+
+
+def _paginate(client, operation: str, key: str, **kwargs) -> list[dict]:
+    items: list[dict] = []
+    if client.can_paginate(operation):
+        for page in client.get_paginator(operation).paginate(**kwargs):
+            items.extend(page.get(key, []))
+        return items
+    token_key = "NextToken"
+    while True:
+        page = getattr(client, operation)(**kwargs)
+        items.extend(page.get(key, []))
+        token = page.get(token_key) or page.get("NextMarker")
+        if not token:
+            return items
+        kwargs[token_key] = token
+
+
+def discover_functions(clients: ClientFactory) -> dict[str, FunctionSpec]:
+    lam = clients("lambda")
+    out: dict[str, FunctionSpec] = {}
+    for config in _paginate(lam, "list_functions", "Functions"):
+        reserved = None
+        try:
+            reserved = lam.get_function_concurrency(FunctionName=config["FunctionName"]).get(
+                "ReservedConcurrentExecutions")
+        except Exception as exc:  # older emulators: no concurrency API → no reservation
+            log.debug("GetFunctionConcurrency failed for %s: %s", config["FunctionName"], exc)
+        spec = FunctionSpec.from_api(config, reserved)
+        out[spec.name] = spec
+    return out
+
+
+def discover_mappings(clients: ClientFactory) -> dict[str, EsmSpec]:
+    lam = clients("lambda")
+    out: dict[str, EsmSpec] = {}
+    for config in _paginate(lam, "list_event_source_mappings", "EventSourceMappings"):
+        spec = EsmSpec.from_api(config)
+        if spec.is_kinesis:
+            out[spec.uuid] = spec
+    return out
+
+
+def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tuple[str, str | None], ...], int | None]:
+    kinesis = clients("kinesis", arn_region(stream_arn))
+    name = stream_arn.split("/", 1)[1]
+    shards: list[dict] = []
+    kwargs: dict[str, Any] = {"StreamName": name}
+    while True:
+        page = kinesis.list_shards(**kwargs)
+        shards.extend(page.get("Shards", []))
+        token = page.get("NextToken")
+        if not token:
+            break
+        kwargs = {"NextToken": token}
+    retention = None
+    try:
+        summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        retention = int(summary.get("RetentionPeriodHours") or 24) * 3600
+    except Exception as exc:
+        log.debug("DescribeStreamSummary failed for %s: %s", stream_arn, exc)
+    return tuple((s["ShardId"], s.get("ParentShardId")) for s in shards), retention
+
+
+def _integration_function_arn(integration: dict) -> str | None:
+    if (integration.get("IntegrationType") or "").upper() != "AWS_PROXY":
+        return None
+    uri = integration.get("IntegrationUri") or ""
+    if ":lambda:" not in uri and ":function:" not in uri:
+        return None
+    if "/functions/" in uri:
+        uri = uri.split("/functions/", 1)[1].split("/invocations", 1)[0]
+    return uri
+
+
+def discover_apis(clients: ClientFactory, functions: dict[str, FunctionSpec]) -> tuple[HttpApiSpec, ...]:
+    gw = clients("apigatewayv2")
+    out: list[HttpApiSpec] = []
+    for api in _paginate(gw, "get_apis", "Items"):
+        if (api.get("ProtocolType") or "HTTP").upper() != "HTTP":
+            continue
+        api_id = api["ApiId"]
+        integrations = {i["IntegrationId"]: i for i in _paginate(gw, "get_integrations", "Items", ApiId=api_id)}
+        routes: list[RouteSpec] = []
+        for route in _paginate(gw, "get_routes", "Items", ApiId=api_id):
+            target = route.get("Target") or ""
+            integration = integrations.get(target.split("/", 1)[1]) if target.startswith("integrations/") else None
+            if integration is None:
+                log.warning("route without a Lambda integration is not served api=%s route=%r target=%r",
+                            api_id, route.get("RouteKey"), target)
+                continue
+            function_arn = _integration_function_arn(integration)
+            if function_arn is None:
+                log.warning("only AWS_PROXY Lambda integrations are served locally api=%s route=%r type=%s",
+                            api_id, route.get("RouteKey"), integration.get("IntegrationType"))
+                continue
+            version = integration.get("PayloadFormatVersion") or "2.0"
+            if version != "2.0":
+                log.warning("payload format %s is served as 2.0 locally api=%s route=%r", version, api_id,
+                            route.get("RouteKey"))
+            routes.append(RouteSpec(route_key=route["RouteKey"], function_name=function_name_from_arn(function_arn),
+                                    function_arn=function_arn, payload_format_version=version,
+                                    timeout_ms=int(integration.get("TimeoutInMillis") or 30000)))
+        stages = tuple(s["StageName"] for s in _paginate(gw, "get_stages", "Items", ApiId=api_id)) or ("$default",)
+        account = next((arn_account(r.function_arn) for r in routes if r.function_arn.startswith("arn:")),
+                       "123456789012")
+        out.append(HttpApiSpec(api_id=api_id, name=api.get("Name") or api_id, routes=tuple(routes), stages=stages,
+                               account_id=account, region=clients.region))
+    return tuple(out)
+
+
+def discover(clients: ClientFactory) -> Discovery:
+    functions = discover_functions(clients)
+    mappings = discover_mappings(clients)
+    shards: dict[str, tuple] = {}
+    retention: dict[str, int] = {}
+    for spec in mappings.values():
+        if not spec.enabled or spec.event_source_arn in shards:
+            continue
+        try:
+            shards[spec.event_source_arn], hours = discover_shards(clients, spec.event_source_arn)
+            if hours:
+                retention[spec.event_source_arn] = hours
+        except Exception as exc:
+            log.warning("cannot list the shards of %s (mapping %s): %s", spec.event_source_arn, spec.uuid, exc)
+    apis = discover_apis(clients, functions)
+    return Discovery(functions=functions, mappings=mappings, apis=apis, shards=shards, retention_seconds=retention)

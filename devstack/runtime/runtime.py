@@ -1,0 +1,350 @@
+"""The local runtime as one object: discovery loop, workers, Kinesis pollers, HTTP servers.
+
+    rt = LocalRuntime(emulator_url="http://127.0.0.1:4566", state_dir=".shopstream",
+                      code_root=".", gateway_port=8080, admin_port=4599).start()
+    ...
+    rt.status()   # the JSON served at GET /status
+    rt.stop()     # pollers finish their in-flight batch, workers exit, servers close
+
+Every ``discovery_interval`` seconds (2 s) the emulator is read again
+(:mod:`.discovery`): new or changed functions get fresh workers, mappings are started,
+re-configured (from each shard's next batch), or stopped when disabled or deleted, new
+shards get pollers, and the gateway's route table is replaced. If the emulator does not
+answer, the last known state keeps running and the error is reported in ``status()``.
+
+State lives under ``<state_dir>/runtime/``: ``checkpoints.sqlite`` and ``logs/<function>.log``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pathlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+from devstack.runtime.checkpoints import CheckpointStore
+from devstack.runtime.discovery import ClientFactory, discover
+from devstack.runtime.gateway import GatewayApp, RouteTable
+from devstack.runtime.kinesis import BotoDestinationSender, BotoShardReader, EsmRunner, PollerSettings
+from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec
+from devstack.runtime.workers import Invoker
+
+log = logging.getLogger("devstack.runtime")
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEFAULT_EMULATOR_URL = "http://127.0.0.1:4566"
+DEFAULT_GATEWAY_PORT = 8080
+DEFAULT_ADMIN_PORT = 4599
+
+
+def default_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+@dataclass
+class RuntimeConfig:
+    emulator_url: str = DEFAULT_EMULATOR_URL
+    state_dir: str | os.PathLike = ".shopstream"
+    code_root: str | os.PathLike = REPO_ROOT
+    gateway_port: int = DEFAULT_GATEWAY_PORT     # 0: any free port (see LocalRuntime.gateway_url)
+    admin_port: int = DEFAULT_ADMIN_PORT         # 0: any free port
+    region: str = field(default_factory=default_region)
+    host: str = "127.0.0.1"
+    discovery_interval: float = 2.0
+    max_workers: int = 2
+    max_workers_per_function: Mapping[str, int] = field(default_factory=dict)
+    poller: PollerSettings = field(default_factory=PollerSettings)
+    serve_http: bool = True
+    stop_timeout: float | None = None            # default: the longest function timeout + 5 s
+
+
+class LocalRuntime:
+    def __init__(self, config: RuntimeConfig | None = None, **overrides: Any) -> None:
+        config = replace(config or RuntimeConfig(), **overrides)
+        if config.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the local runtime only binds to the loopback interface")
+        self.config = config
+        self.state_dir = pathlib.Path(config.state_dir).resolve() / "runtime"
+        self.code_root = pathlib.Path(config.code_root).resolve()
+        self.clients = ClientFactory(config.emulator_url.rstrip("/"), config.region)
+        self.invoker = Invoker(code_root=self.code_root, log_dir=self.state_dir / "logs",
+                               emulator_url=config.emulator_url.rstrip("/"), max_workers=config.max_workers,
+                               max_workers_per_function=config.max_workers_per_function)
+        self.gateway = GatewayApp(self.invoker)
+        self.store: CheckpointStore | None = None
+        self.sender = BotoDestinationSender(self.clients)
+        self.runners: dict[str, EsmRunner] = {}
+        self._stopping_runners: dict[str, EsmRunner] = {}
+        self._discovery_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._discovery_thread: threading.Thread | None = None
+        self._server_thread: threading.Thread | None = None
+        self._servers: list[Any] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[str, socket.socket] = {}
+        self.gateway_port: int | None = None
+        self.admin_port: int | None = None
+        self.started_at: float | None = None
+        self.discovery_state: dict[str, Any] = {"count": 0, "last_started_at": None, "last_completed_at": None,
+                                                "last_completed_started_at": None, "last_error": None,
+                                                "consecutive_errors": 0}
+        self.last_discovery: Discovery | None = None
+        self._logged: set = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "LocalRuntime":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = CheckpointStore(self.state_dir / "checkpoints.sqlite")
+        self.started_at = time.time()
+        if self.config.serve_http:
+            self._bind()
+            self._start_servers()
+        log.info("local runtime started emulator=%s gateway=%s admin=%s state=%s code_root=%s region=%s",
+                 self.config.emulator_url, self.gateway_url, self.admin_url, self.state_dir, self.code_root,
+                 self.config.region)
+        self.discover_now()
+        self._discovery_thread = threading.Thread(target=self._discovery_loop, name="runtime-discovery", daemon=True)
+        self._discovery_thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        log.info("stopping: pollers finish their in-flight batch")
+        if self._discovery_thread is not None:
+            self._discovery_thread.join(timeout=15)
+        with self._discovery_lock:
+            runners = list(self.runners.values()) + list(self._stopping_runners.values())
+            self.runners.clear()
+            self._stopping_runners.clear()
+        for runner in runners:
+            runner.stop()
+        timeout = self.config.stop_timeout
+        if timeout is None:
+            specs = [self.invoker.spec(r.esm.function_arn) for r in runners]
+            timeout = max([s.timeout for s in specs if s is not None] + [0]) + 5.0
+        deadline = time.monotonic() + timeout
+        for runner in runners:
+            runner.join(max(0.0, deadline - time.monotonic()))
+        self._stop_servers()
+        self.gateway.close()
+        self.invoker.close()
+        if self.store is not None:
+            self.store.close()
+        log.info("local runtime stopped")
+
+    def __enter__(self) -> "LocalRuntime":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def gateway_url(self) -> str | None:
+        return f"http://{self.config.host}:{self.gateway_port}" if self.gateway_port else None
+
+    @property
+    def admin_url(self) -> str | None:
+        return f"http://{self.config.host}:{self.admin_port}" if self.admin_port else None
+
+    # -- HTTP servers ------------------------------------------------------------------------
+    def _bind(self) -> None:
+        for name, port in (("gateway", self.config.gateway_port), ("admin", self.config.admin_port)):
+            sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.config.host, port))
+            except OSError as exc:
+                sock.close()
+                for other in self._sockets.values():
+                    other.close()
+                raise OSError(exc.errno, f"cannot listen on {self.config.host}:{port} for the {name}: {exc.strerror}"
+                              " (is another runtime running? choose another port)") from exc
+            self._sockets[name] = sock
+        self.gateway_port = self._sockets["gateway"].getsockname()[1]
+        self.admin_port = self._sockets["admin"].getsockname()[1]
+
+    def _start_servers(self) -> None:
+        import uvicorn
+
+        from devstack.runtime.admin import AdminApp
+
+        apps = {"gateway": self.gateway, "admin": AdminApp(self)}
+        self._servers = []
+        for name, app in apps.items():
+            config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="warning", access_log=False,
+                                    server_header=False, date_header=True, timeout_keep_alive=30)
+            self._servers.append((uvicorn.Server(config), self._sockets[name]))
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+
+            async def main() -> None:
+                tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in self._servers]
+                while not all(server.started for server, _ in self._servers):
+                    if any(t.done() for t in tasks):
+                        break
+                    await asyncio.sleep(0.01)
+                ready.set()
+                await asyncio.gather(*tasks)
+
+            try:
+                loop.run_until_complete(main())
+            except BaseException as exc:  # noqa: BLE001 - reported to start()
+                failure.append(exc)
+            finally:
+                ready.set()
+                loop.close()
+
+        self._server_thread = threading.Thread(target=serve, name="runtime-http", daemon=True)
+        self._server_thread.start()
+        ready.wait(15)
+        if failure or not all(server.started for server, _ in self._servers):
+            raise RuntimeError(f"the HTTP servers did not start: {failure[0] if failure else 'timeout'}")
+
+    def _stop_servers(self) -> None:
+        for server, _ in self._servers:
+            server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(timeout=10)
+        for sock in self._sockets.values():
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    # -- discovery -----------------------------------------------------------------------
+    def _discovery_loop(self) -> None:
+        while not self._stop.wait(self.config.discovery_interval):
+            self.discover_now()
+
+    def discover_now(self) -> Discovery | None:
+        """Read the emulator and apply what changed; returns None when it did not answer."""
+        with self._discovery_lock:
+            if self._stop.is_set():
+                return None
+            started = time.time()
+            state = self.discovery_state
+            state["last_started_at"] = started
+            try:
+                found = discover(self.clients)
+            except Exception as exc:
+                state["consecutive_errors"] += 1
+                state["last_error"] = f"{type(exc).__name__}: {exc}"
+                n = state["consecutive_errors"]
+                (log.warning if n in (1, 2) or n % 30 == 0 else log.debug)(
+                    "cannot read the emulator at %s (%s); keeping the last known state (attempt %d)",
+                    self.config.emulator_url, state["last_error"], n)
+                return None
+            if state["consecutive_errors"]:
+                log.info("emulator reachable again after %d failed discoveries", state["consecutive_errors"])
+            state["consecutive_errors"] = 0
+            state["last_error"] = None
+            self._apply(found)
+            self.last_discovery = found
+            state["count"] += 1
+            state["last_completed_at"] = time.time()
+            state["last_completed_started_at"] = started
+            return found
+
+    def _apply(self, found: Discovery) -> None:
+        self.invoker.configure(found.functions)
+        if self.last_discovery is None or self.last_discovery.apis != found.apis:
+            for api in found.apis:
+                log.info("http api api=%s name=%s stages=%s routes=%s", api.api_id, api.name, ",".join(api.stages),
+                         "; ".join(f"{r.route_key} -> {r.function_name}" for r in api.routes))
+        self.gateway.set_routes(RouteTable(found.apis))
+        if self.store is None:
+            return
+        for uuid, spec in found.mappings.items():
+            runner = self.runners.get(uuid)
+            reason = None
+            if not spec.enabled:
+                reason = "disabled"
+            elif spec.function_name not in found.functions:
+                reason = f"function {spec.function_name} not found"
+            elif spec.event_source_arn not in found.shards:
+                reason = "stream not readable"
+            if reason is not None:
+                if runner is not None and reason != "stream not readable":
+                    log.info("event source mapping stopped (%s) esm=%s", reason, uuid)
+                    self._retire_runner(uuid)
+                elif runner is None:
+                    self._log_once(("esm-inactive", uuid, reason),
+                                   "event source mapping not polled (%s) esm=%s stream=%s", reason, uuid,
+                                   spec.event_source_arn)
+                continue
+            if runner is None:
+                runner = self._new_runner(spec)
+            elif runner.esm.fingerprint() != spec.fingerprint():
+                log.info("event source mapping changed; applies from the next batch esm=%s %s", uuid,
+                         _describe(spec))
+                runner.update(spec)
+            runner.sync_shards(found.shards.get(spec.event_source_arn, ()),
+                               found.retention_seconds.get(spec.event_source_arn))
+        for uuid in [u for u in self.runners if u not in found.mappings]:
+            log.info("event source mapping deleted; stopping its pollers esm=%s", uuid)
+            self._retire_runner(uuid)
+
+    def _new_runner(self, spec: EsmSpec) -> EsmRunner:
+        previous = self._stopping_runners.pop(spec.uuid, None)
+        if previous is not None:  # never two pollers on one shard for one mapping
+            previous.join(timeout=(self.invoker.spec(spec.function_arn).timeout if self.invoker.spec(
+                spec.function_arn) else 3) + 5)
+        log.info("event source mapping discovered esm=%s %s", spec.uuid, _describe(spec))
+        function = spec.function_arn
+
+        def role() -> str:
+            fspec = self.invoker.spec(function)
+            return fspec.role if fspec else ""
+
+        runner = EsmRunner(spec, reader=BotoShardReader(self.clients.new("kinesis", spec.region), spec.event_source_arn),
+                           invoker=self.invoker, sender=self.sender, store=self.store, role_arn=role,
+                           settings=self.config.poller)
+        self.runners[spec.uuid] = runner
+        return runner
+
+    def _retire_runner(self, uuid: str) -> None:
+        runner = self.runners.pop(uuid, None)
+        if runner is not None:
+            runner.stop()
+            self._stopping_runners[uuid] = runner
+
+    def _log_once(self, key, message, *args) -> None:
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning(message, *args)
+
+    # -- status --------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        runners = list(self.runners.values())
+        return {
+            "time": time.time(),
+            "runtime": {
+                "emulator_url": self.config.emulator_url, "gateway_url": self.gateway_url,
+                "admin_url": self.admin_url, "state_dir": str(self.state_dir), "code_root": str(self.code_root),
+                "region": self.config.region, "started_at": self.started_at, "pid": os.getpid(),
+                "stopping": self._stop.is_set(),
+            },
+            "discovery": dict(self.discovery_state),
+            "functions": self.invoker.status(),
+            "event_source_mappings": [r.status() for r in sorted(runners, key=lambda r: r.esm.uuid)],
+            "gateway": dict(self.gateway.status(), url=self.gateway_url),
+        }
+
+
+def _describe(spec: EsmSpec) -> str:
+    return (f"function={spec.function_name} stream={spec.stream_name} batch_size={spec.batch_size} "
+            f"window={spec.maximum_batching_window}s start={spec.starting_position} "
+            f"partial={spec.report_batch_item_failures} bisect={spec.bisect_on_error} "
+            f"retries={spec.maximum_retry_attempts} max_age={spec.maximum_record_age} "
+            f"on_failure={spec.on_failure_destination}")
