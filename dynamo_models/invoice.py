@@ -4,7 +4,7 @@ Access patterns and how the keys serve them:
 
 * **one invoice with all its lines, one read**: ``Query(invoice_no = :no)`` returns every
   item of the invoice. Almost always that is one item (``part`` 0): lines are stored as
-  one zlib-compressed JSON attribute, so the largest real invoice (1,114 lines) is ~25 KB.
+  one zlib-compressed JSON attribute (the lines exactly as in the event's wire format), so the largest real invoice (1,114 lines) is ~25 KB.
   An invoice whose compressed lines would pass :data:`PART_BYTES` continues in parts
   1, 2, …, so no item approaches DynamoDB's 400 KB limit whatever an invoice holds.
 * **a customer's invoices, newest first, paginated, within a date range**: the sparse
@@ -87,7 +87,7 @@ class InvoiceItem(Model):
 
     invoice_no = UnicodeAttribute(hash_key=True)
     part = NumberAttribute(range_key=True)
-    lines = BinaryAttribute(legacy_encoding=False)  # zlib(JSON array of line arrays)
+    lines = BinaryAttribute(legacy_encoding=False)  # zlib(JSON array of lines, wire format)
     # part 0 only:
     parts = NumberAttribute(null=True)
     schema_version = NumberAttribute(null=True)
@@ -114,9 +114,10 @@ def bind_models(table_name: str, region: str, endpoint_url: str | None) -> None:
     InvoiceItem._connection = None  # pynamodb caches a connection per model class
 
 
-def encode_lines(rows: list[list[Any]]) -> bytes:
-    return zlib.compress(json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 6)
+def encode_lines(lines_json: str) -> bytes:
+    """Compress a JSON array of lines in the event's wire format."""
+    return zlib.compress(lines_json.encode("utf-8"), 6)
 
 
-def decode_lines(blob: bytes) -> list[list[Any]]:
+def decode_lines(blob: bytes) -> list[dict[str, Any]]:
     return json.loads(zlib.decompress(blob))

@@ -14,7 +14,7 @@ import random
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -109,25 +109,19 @@ class Page:
 # ---- event → items ------------------------------------------------------------------
 
 
-def line_rows(event: InvoiceEvent) -> list[list[Any]]:
-    return [
-        [line.line_no, line.stock_code, line.description, line.quantity, money_str(line.unit_price)]
-        + ([line.invoice_date] if line.invoice_date is not None else [])
-        for line in event.lines
-    ]
-
-
 def invoice_items(event: InvoiceEvent) -> list[InvoiceItem]:
     """The items that store ``event``: part 0 (header, summary, first lines) and, for an
     invoice too big for one item, further parts of lines."""
-    rows = line_rows(event)
-    chunks = [encode_lines(rows)]
+    chunks = [encode_lines(event.lines_json())]
     parts = 1
     while any(len(chunk) > PART_BYTES for chunk in chunks):
         # aim below the limit from the compressed size seen, then check again
         parts = max(parts + 1, -(-sum(len(c) for c in chunks) * 5 // (PART_BYTES * 4)))
-        size = -(-len(rows) // parts)
-        chunks = [encode_lines(rows[i : i + size]) for i in range(0, len(rows), size)]
+        size = -(-len(event.lines) // parts)
+        chunks = [
+            encode_lines("[" + ",".join(line.to_json_text() for line in event.lines[i : i + size]) + "]")
+            for i in range(0, len(event.lines), size)
+        ]
     event_id = event.event_id
     head = InvoiceItem(
         event.invoice_no,
@@ -291,8 +285,9 @@ def _summary(item: InvoiceItem) -> InvoiceSummary:
     )
 
 
-def _line(row: Sequence[Any]) -> StoredLine:
-    return StoredLine(row[0], row[1], row[2], row[3], Decimal(row[4]), row[5] if len(row) > 5 else None)
+def _line(row: dict[str, Any]) -> StoredLine:
+    return StoredLine(row["line_no"], row["stock_code"], row.get("description"), row["quantity"],
+                      Decimal(row["unit_price"]), row.get("invoice_date"))
 
 
 def encode_cursor(key: dict[str, Any]) -> str:

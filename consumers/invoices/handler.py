@@ -30,16 +30,20 @@ def writer() -> InvoiceWriter:
     return InvoiceWriter(InvoiceRepository(), quarantine)
 
 
-def record_handler(record: KinesisStreamRecord) -> None:
-    result = writer().handle(KinesisRecord.from_lambda(record.raw_event))
-    metrics.add_metric(name="InvoicesWritten", unit=MetricUnit.Count, value=result.invoices)
-    metrics.add_metric(name="LinesWritten", unit=MetricUnit.Count, value=result.lines)
-    if result.quarantined:
-        metrics.add_metric(name="EventsQuarantined", unit=MetricUnit.Count, value=result.quarantined)
-        logger.warning("quarantined events", extra={"sequence_number": record.kinesis.sequence_number, "count": result.quarantined})
-
-
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    totals = {"InvoicesWritten": 0, "LinesWritten": 0, "EventsQuarantined": 0}
+
+    def record_handler(record: KinesisStreamRecord) -> None:
+        result = writer().handle(KinesisRecord.from_lambda(record.raw_event))
+        totals["InvoicesWritten"] += result.invoices
+        totals["LinesWritten"] += result.lines
+        if result.quarantined:
+            totals["EventsQuarantined"] += result.quarantined
+            logger.warning("quarantined events", extra={"sequence_number": record.kinesis.sequence_number, "count": result.quarantined})
+
+    response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    for name, value in totals.items():  # one data point per invocation, not per record
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return response

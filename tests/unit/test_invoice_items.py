@@ -38,5 +38,5 @@ def test_a_huge_incompressible_invoice_is_split_into_bounded_parts_that_reassemb
     assert all(len(i.lines) <= PART_BYTES for i in items)
     assert all(i.event_id == big.event_id for i in items)
     rows = [row for i in items for row in decode_lines(i.lines)]
-    assert [r[0] for r in rows] == list(range(1, 10_001))
+    assert [r["line_no"] for r in rows] == list(range(1, 10_001))
     assert sum(_line(r).amount for r in rows) == big.total == Decimal("60300.000")  # 10,000 x 6 x 1.005
