@@ -155,7 +155,10 @@ class LocalRuntime:
     # -- HTTP servers ------------------------------------------------------------------------
     def _bind(self) -> None:
         for name, port in (("gateway", self.config.gateway_port), ("admin", self.config.admin_port)):
-            sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM)
+            # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted sockets whose
+            # proto says TCP, and without it delayed ACKs add ~40 ms to every keep-alive response.
+            sock = socket.socket(socket.AF_INET6 if ":" in self.config.host else socket.AF_INET, socket.SOCK_STREAM,
+                                 socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.config.host, port))
