@@ -13,6 +13,9 @@ observable behaviour (responses, ordering, pagination) exactly as it was:
     call: both O(records in the shard). A sorted list of the shard's sequence numbers
     makes a put O(1) and a GetRecords O(log n + records returned). Puts are serialised
     (moto's own put was not safe against concurrent requests).
+``kinesis-tags``
+    CreateStream ignored its ``Tags`` (the AWS provider tags a stream as it creates it,
+    so every plan showed the tags missing); they are now added to the new stream.
 ``esm-delivery``
     moto pushes records from Kinesis streams, SQS queues and DynamoDB streams to the
     functions of their event source mappings by running them in Docker. shopstream's
@@ -152,6 +155,17 @@ def _shard_max(original: Callable[..., Any]) -> Callable[..., Any]:
         return seqs[-1] if seqs else 0
 
     return get_max_sequence_number
+
+
+def _create_stream_with_tags(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_stream(self: Any) -> Any:
+        result = original(self)
+        tags = self._get_param("Tags")
+        if tags:
+            self.kinesis_backend.add_tags_to_stream(None, self._get_param("StreamName"), tags)
+        return result
+
+    return create_stream
 
 
 # ── esm-delivery ───────────────────────────────────────────────────────────────
@@ -353,6 +367,12 @@ PATCHES: tuple[_Patch, ...] = (
         _shard_get_records,
     ),
     _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_min_sequence_number", ("self",)), _shard_min),
+    _Patch(
+        "kinesis-tags",
+        _Target("moto.kinesis.responses", "KinesisResponse.create_stream", ("self",),
+                ("self.kinesis_backend.create_stream(",)),
+        _create_stream_with_tags,
+    ),
     _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_max_sequence_number", ("self",)), _shard_max),
     _Patch(
         "esm-delivery",

@@ -222,6 +222,17 @@ def test_split_shard_renumbers_the_records_it_moves(kinesis, stream):
     assert len([s for s in shards.values() if s.get("ParentShardId") == parent]) == 2
 
 
+def test_create_stream_keeps_its_tags(kinesis):
+    # the AWS provider tags a stream in CreateStream itself; moto dropped those tags
+    name = _name("tagged")
+    kinesis.create_stream(StreamName=name, ShardCount=1, Tags={"Project": "shopstream", "Owner": "data"})
+    tags = kinesis.list_tags_for_stream(StreamName=name)["Tags"]
+    assert sorted((t["Key"], t["Value"]) for t in tags) == [("Owner", "data"), ("Project", "shopstream")]
+    untagged = _name("untagged")
+    kinesis.create_stream(StreamName=untagged, ShardCount=1)
+    assert kinesis.list_tags_for_stream(StreamName=untagged)["Tags"] == []
+
+
 # ── event source mappings: moto delivers nothing, the local runtime does ────────
 
 
