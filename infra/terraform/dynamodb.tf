@@ -1,0 +1,60 @@
+# The invoices table, exactly as dynamo_models/invoice.py declares it (proved by
+# tests/contract/test_model_terraform.py): one item per invoice part, and the sparse
+# customer-invoices index holding a summary of each invoice that has a customer.
+
+locals {
+  # dynamo_models.invoice.SUMMARY_ATTRIBUTES, the attributes the index projects
+  invoice_summary_attributes = [
+    "invoice_date",
+    "country",
+    "line_count",
+    "total",
+    "is_cancellation",
+    "is_adjustment",
+    "has_non_product_lines",
+    "event_id",
+  ]
+}
+
+resource "aws_dynamodb_table" "invoices" {
+  name         = "${var.name_prefix}-invoices"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "invoice_no"
+  range_key    = "part"
+
+  attribute {
+    name = "invoice_no"
+    type = "S"
+  }
+
+  attribute {
+    name = "part"
+    type = "N"
+  }
+
+  attribute {
+    name = "customer_id"
+    type = "S"
+  }
+
+  attribute {
+    name = "invoice_sort"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name               = "customer-invoices"
+    hash_key           = "customer_id"
+    range_key          = "invoice_sort"
+    projection_type    = "INCLUDE"
+    non_key_attributes = local.invoice_summary_attributes
+  }
+
+  point_in_time_recovery {
+    enabled = var.point_in_time_recovery
+  }
+
+  server_side_encryption {
+    enabled = false # false = encrypted with the AWS-owned key (DynamoDB always encrypts at rest)
+  }
+}

@@ -1,0 +1,46 @@
+# One provider for both targets. With `emulator_endpoint` unset it is the ordinary AWS
+# provider (credentials from the environment, profile or instance role). With it set,
+# every service this module uses is pointed at the local emulator, with fake credentials
+# and none of the checks that need AWS itself.
+
+locals {
+  emulated = var.emulator_endpoint != null
+}
+
+provider "aws" {
+  region = var.region
+
+  access_key = local.emulated ? "test" : null
+  secret_key = local.emulated ? "test" : null
+
+  skip_credentials_validation = local.emulated
+  skip_metadata_api_check     = local.emulated
+  skip_region_validation      = local.emulated
+  s3_use_path_style           = local.emulated
+  # The account ID is still asked for (sts:GetCallerIdentity, which the emulator answers
+  # with its own account): without it ARNs the provider builds itself, such as the API's
+  # execution ARN in the Lambda permissions, would have an empty account field.
+  skip_requesting_account_id = false
+
+  # every service the module's resources (and the provider's reads of them) call
+  dynamic "endpoints" {
+    for_each = local.emulated ? [var.emulator_endpoint] : []
+    content {
+      apigatewayv2 = endpoints.value
+      cloudwatch   = endpoints.value
+      dynamodb     = endpoints.value
+      iam          = endpoints.value
+      kinesis      = endpoints.value
+      kms          = endpoints.value
+      lambda       = endpoints.value
+      logs         = endpoints.value
+      s3           = endpoints.value
+      sqs          = endpoints.value
+      sts          = endpoints.value
+    }
+  }
+
+  default_tags {
+    tags = merge({ Project = "shopstream" }, var.tags)
+  }
+}

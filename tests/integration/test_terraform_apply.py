@@ -1,0 +1,315 @@
+"""infra/terraform applied to a fresh emulator by devstack/terraform.py: every resource as
+configured, and a second plan/apply that changes nothing.
+
+The apply (~50 s on the emulator, nearly all of it the AWS provider's own fixed waits:
+10 s per Kinesis stream update, ~25 s for SQS attributes to "propagate", 5 s per Lambda
+function) runs once for the module; its duration is printed (``pytest -s``).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from devstack import terraform
+from devstack.emulator import Emulator, free_port
+from dynamo_models.invoice import CUSTOMER_INDEX, SUMMARY_ATTRIBUTES
+from pipeline.settings import FUNCTION_ENV, POWERTOOLS_ENV
+
+PREFIX = "shopstream"
+ROUTES = {
+    "POST /events": "ingest",
+    "GET /invoices/{invoice_no}": "query-api",
+    "GET /customers/{customer_id}/invoices": "query-api",
+    "GET /openapi.json": "query-api",
+}
+HANDLERS = {
+    "ingest": "ingest.handler.lambda_handler",
+    "invoice-writer": "consumers.invoices.handler.lambda_handler",
+    "query-api": "query_api.handler.lambda_handler",
+}
+
+
+@dataclass
+class Deployed:
+    emulator: Emulator
+    state_dir: Path
+    build_dir: Path
+    outputs: dict
+    apply_seconds: float
+    progress: list[str]
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.emulator.endpoint_url, region_name="eu-west-1",
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("terraform")
+    build_dir = tmp / "build"
+    build_dir.mkdir()
+    # reuse a layer already built from the same requirements (its fingerprint decides)
+    for name in ("layer.zip", "layer.zip.sha256"):
+        if (terraform.BUILD_DIR / name).is_file():
+            shutil.copy2(terraform.BUILD_DIR / name, build_dir / name)
+    emulator = Emulator.start(free_port())
+    progress: list[str] = []
+    try:
+        started = time.monotonic()
+        outputs = terraform.apply_to_emulator(emulator.endpoint_url, tmp / "state", build_dir=build_dir,
+                                              say=progress.append)
+        elapsed = time.monotonic() - started
+        print(f"\nterraform apply on the emulator took {elapsed:.1f}s (zips, init, apply)")
+        yield Deployed(emulator, tmp / "state", build_dir, outputs, elapsed, progress)
+    finally:
+        emulator.stop()
+
+
+@pytest.mark.e2e
+def test_outputs_name_every_resource(deployed):
+    out = deployed.outputs
+    assert out["stream_name"] == f"{PREFIX}-events"
+    assert out["stream_arn"] == f"arn:aws:kinesis:eu-west-1:123456789012:stream/{PREFIX}-events"
+    assert out["invoices_table_name"] == f"{PREFIX}-invoices"
+    assert out["function_names"] == {key: f"{PREFIX}-{key}" for key in FUNCTION_ENV}
+    assert out["quarantine_queue_url"].endswith(f"/123456789012/{PREFIX}-quarantine")
+    assert out["failures_queue_url"].endswith(f"/123456789012/{PREFIX}-invoice-writer-failures")
+    assert out["api_endpoint"].startswith("https://")
+    assert out["region"] == "eu-west-1"
+    # progress was streamed, compactly
+    assert any(line.strip().startswith("created   aws_kinesis_stream.events") for line in deployed.progress)
+    assert any("Apply complete!" in line for line in deployed.progress)
+
+
+@pytest.mark.e2e
+def test_local_state_stays_in_the_state_dir(deployed):
+    assert (deployed.state_dir / "terraform.tfstate").is_file()
+    assert (deployed.state_dir / ".terraform" / "providers").is_dir()
+    assert not (terraform.MODULE_DIR / "terraform.tfstate").exists()
+    assert json.loads((deployed.state_dir / "emulator.tfvars.json").read_text())["emulator_endpoint"] == \
+        deployed.emulator.endpoint_url
+
+
+@pytest.mark.e2e
+def test_stream(deployed):
+    kinesis = deployed.client("kinesis")
+    summary = kinesis.describe_stream_summary(StreamName=f"{PREFIX}-events")["StreamDescriptionSummary"]
+    assert summary["StreamStatus"] == "ACTIVE"
+    assert summary["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
+    assert summary["RetentionPeriodHours"] == 24
+    assert len(kinesis.list_shards(StreamName=f"{PREFIX}-events")["Shards"]) == 2
+    tags = kinesis.list_tags_for_stream(StreamName=f"{PREFIX}-events")["Tags"]
+    assert {"Key": "Project", "Value": "shopstream"} in tags
+
+
+@pytest.mark.e2e
+def test_table_matches_the_model(deployed):
+    ddb = deployed.client("dynamodb")
+    table = ddb.describe_table(TableName=f"{PREFIX}-invoices")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "invoice_no", "KeyType": "HASH"},
+                                  {"AttributeName": "part", "KeyType": "RANGE"}]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {
+        "invoice_no": "S", "part": "N", "customer_id": "S", "invoice_sort": "S"}
+    [index] = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == CUSTOMER_INDEX
+    assert index["KeySchema"] == [{"AttributeName": "customer_id", "KeyType": "HASH"},
+                                  {"AttributeName": "invoice_sort", "KeyType": "RANGE"}]
+    assert index["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(index["Projection"]["NonKeyAttributes"]) == sorted(SUMMARY_ATTRIBUTES)
+    backups = ddb.describe_continuous_backups(TableName=f"{PREFIX}-invoices")["ContinuousBackupsDescription"]
+    assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+
+
+@pytest.mark.e2e
+def test_queues(deployed):
+    sqs = deployed.client("sqs")
+    for output in ("quarantine_queue_url", "failures_queue_url"):
+        attributes = sqs.get_queue_attributes(QueueUrl=deployed.outputs[output], AttributeNames=["All"])["Attributes"]
+        assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+        assert attributes["SqsManagedSseEnabled"] == "true"
+
+
+@pytest.mark.e2e
+def test_functions(deployed):
+    lam, logs = deployed.client("lambda"), deployed.client("logs")
+    layer_arn = lam.list_layer_versions(LayerName=f"{PREFIX}-deps")["LayerVersions"][0]["LayerVersionArn"]
+    for key, handler in HANDLERS.items():
+        config = lam.get_function(FunctionName=f"{PREFIX}-{key}")["Configuration"]
+        assert config["Handler"] == handler
+        assert config["Runtime"] == "python3.12"
+        assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn]
+        assert config["Role"] == f"arn:aws:iam::123456789012:role/{PREFIX}-{key}"
+        env = config["Environment"]["Variables"]
+        assert set(env) == FUNCTION_ENV[key] | POWERTOOLS_ENV
+        assert env["POWERTOOLS_SERVICE_NAME"] == key
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "shopstream"
+        assert env["POWERTOOLS_LOG_LEVEL"] == "INFO"
+        zip_bytes = (deployed.build_dir / f"{key}.zip").read_bytes()
+        assert config["CodeSha256"] == base64.b64encode(hashlib.sha256(zip_bytes).digest()).decode()
+        groups = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{PREFIX}-{key}")["logGroups"]
+        assert [(g["logGroupName"], g["retentionInDays"]) for g in groups] == [(f"/aws/lambda/{PREFIX}-{key}", 14)]
+    env = {key: lam.get_function(FunctionName=f"{PREFIX}-{key}")["Configuration"]["Environment"]["Variables"]
+           for key in HANDLERS}
+    assert env["ingest"]["SHOPSTREAM_STREAM_NAME"] == f"{PREFIX}-events"
+    assert env["ingest"]["SHOPSTREAM_MAX_BODY_BYTES"] == "5242880"
+    assert env["invoice-writer"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
+    assert env["invoice-writer"]["SHOPSTREAM_QUARANTINE_QUEUE_URL"] == deployed.outputs["quarantine_queue_url"]
+    assert env["query-api"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
+
+
+@pytest.mark.e2e
+def test_event_source_mapping(deployed):
+    lam, sqs = deployed.client("lambda"), deployed.client("sqs")
+    failures_arn = sqs.get_queue_attributes(QueueUrl=deployed.outputs["failures_queue_url"],
+                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    [mapping] = lam.list_event_source_mappings(EventSourceArn=deployed.outputs["stream_arn"])["EventSourceMappings"]
+    assert mapping["FunctionArn"].endswith(f":function:{PREFIX}-invoice-writer")
+    assert mapping["UUID"] == deployed.outputs["event_source_mapping_uuid"]
+    assert mapping["State"] == "Enabled"
+    assert mapping["StartingPosition"] == "TRIM_HORIZON"
+    assert mapping["BatchSize"] == 50
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    assert mapping["ParallelizationFactor"] == 1
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["MaximumRetryAttempts"] == 5
+    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+
+
+@pytest.mark.e2e
+def test_http_api(deployed):
+    api_client, lam = deployed.client("apigatewayv2"), deployed.client("lambda")
+    [api] = [a for a in api_client.get_apis()["Items"] if a["Name"] == f"{PREFIX}-http"]
+    assert api["ProtocolType"] == "HTTP"
+    assert deployed.outputs["api_endpoint"] == api["ApiEndpoint"]
+    [stage] = api_client.get_stages(ApiId=api["ApiId"])["Items"]
+    assert stage["StageName"] == "$default" and stage["AutoDeploy"] is True
+    integrations = {i["IntegrationId"]: i for i in api_client.get_integrations(ApiId=api["ApiId"])["Items"]}
+    routes = {}
+    for route in api_client.get_routes(ApiId=api["ApiId"])["Items"]:
+        integration = integrations[route["Target"].removeprefix("integrations/")]
+        assert integration["IntegrationType"] == "AWS_PROXY"
+        assert integration["PayloadFormatVersion"] == "2.0"
+        routes[route["RouteKey"]] = integration["IntegrationUri"].split(":function:")[1].split("/")[0]
+    assert routes == {key: f"{PREFIX}-{fn}" for key, fn in ROUTES.items()}
+    execution_arn = f"arn:aws:execute-api:eu-west-1:123456789012:{api['ApiId']}"
+    for fn in set(ROUTES.values()):
+        [statement] = json.loads(lam.get_policy(FunctionName=f"{PREFIX}-{fn}")["Policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+        assert statement["Action"] == "lambda:InvokeFunction"
+        assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == f"{execution_arn}/*/*"
+
+
+def _statements(iam, key: str) -> dict[str, tuple[set[str], set[str]]]:
+    document = iam.get_role_policy(RoleName=f"{PREFIX}-{key}", PolicyName=f"{PREFIX}-{key}")["PolicyDocument"]
+    if isinstance(document, str):
+        document = json.loads(document)
+    as_set = lambda v: set(v) if isinstance(v, list) else {v}  # noqa: E731
+    return {s["Sid"]: (as_set(s["Action"]), as_set(s["Resource"])) for s in document["Statement"]}
+
+
+@pytest.mark.e2e
+def test_roles_are_least_privilege(deployed):
+    iam = deployed.client("iam")
+    out = deployed.outputs
+    table_arn = out["invoices_table_arn"]
+    sqs = deployed.client("sqs")
+    queue_arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # noqa: E731
+    for key in HANDLERS:
+        role = iam.get_role(RoleName=f"{PREFIX}-{key}")["Role"]
+        trust = role["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        assert trust["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert iam.list_attached_role_policies(RoleName=f"{PREFIX}-{key}")["AttachedPolicies"] == []
+        logs = _statements(iam, key)["WriteOwnLogs"]
+        assert logs == ({"logs:CreateLogStream", "logs:PutLogEvents"},
+                        {f"arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/{PREFIX}-{key}:*"})
+
+    assert _statements(iam, "ingest") == {
+        "WriteOwnLogs": _statements(iam, "ingest")["WriteOwnLogs"],
+        "PutEvents": ({"kinesis:PutRecords", "kinesis:ListShards", "kinesis:DescribeStreamSummary"}, {out["stream_arn"]}),
+    }
+    writer = _statements(iam, "invoice-writer")
+    assert writer["ReadEvents"] == ({"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+                                     "kinesis:DescribeStreamSummary", "kinesis:ListShards"}, {out["stream_arn"]})
+    assert writer["ListStreams"] == ({"kinesis:ListStreams"}, {"*"})
+    assert writer["WriteInvoices"] == ({"dynamodb:BatchWriteItem", "dynamodb:PutItem"}, {table_arn})
+    assert writer["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
+                                                            queue_arn(out["failures_queue_url"])})
+    assert set(writer) == {"WriteOwnLogs", "ReadEvents", "ListStreams", "WriteInvoices", "SendFailures"}
+    query = _statements(iam, "query-api")
+    assert query["ReadInvoices"] == ({"dynamodb:GetItem", "dynamodb:Query"},
+                                     {table_arn, f"{table_arn}/index/{CUSTOMER_INDEX}"})
+    assert set(query) == {"WriteOwnLogs", "ReadInvoices"}
+
+
+@pytest.mark.e2e
+def test_a_second_plan_and_apply_change_nothing(deployed):
+    # the same zips (the code may change under a running test), the same variables
+    changes, text = terraform.plan_has_changes(deployed.emulator.endpoint_url, deployed.state_dir,
+                                               build_dir=deployed.build_dir, build=False, say=lambda _: None)
+    assert not changes, text[-4000:]
+    progress: list[str] = []
+    again = terraform.apply_to_emulator(deployed.emulator.endpoint_url, deployed.state_dir,
+                                        build_dir=deployed.build_dir, build=False, say=progress.append)
+    assert again == deployed.outputs
+    assert any("Resources: 0 added, 0 changed, 0 destroyed." in line for line in progress), progress
+
+
+# ── devstack/terraform.py without terraform (no emulator) ───────────────────────
+
+
+def test_mirror_from_the_environment_must_hold_the_provider(tmp_path, monkeypatch):
+    with pytest.raises(terraform.TerraformError, match="holds no registry.terraform.io/hashicorp/aws"):
+        terraform.find_provider_mirror({terraform.ENV_MIRROR: str(tmp_path)})
+    (tmp_path / terraform.PROVIDER / "5.100.0" / "linux_amd64").mkdir(parents=True)
+    assert terraform.find_provider_mirror({terraform.ENV_MIRROR: str(tmp_path)}) == tmp_path.resolve()
+
+
+def test_mirror_found_in_a_well_known_place_or_none(tmp_path, monkeypatch):
+    monkeypatch.setattr(terraform, "WELL_KNOWN_MIRRORS", (str(tmp_path / "absent"), str(tmp_path / "mirror")))
+    assert terraform.find_provider_mirror({}) is None
+    (tmp_path / "mirror" / terraform.PROVIDER).mkdir(parents=True)
+    assert terraform.find_provider_mirror({}) == (tmp_path / "mirror").resolve()
+
+
+def test_cli_config_installs_only_aws_from_the_mirror():
+    text = terraform._cli_config(Path("/opt/tf-plugins"))
+    assert 'path    = "/opt/tf-plugins"' in text
+    assert 'include = ["registry.terraform.io/hashicorp/aws"]' in text
+    assert 'exclude = ["registry.terraform.io/hashicorp/aws"]' in text
+
+
+def test_missing_terraform_says_how_to_install(monkeypatch):
+    monkeypatch.setattr(terraform.shutil, "which", lambda name: None)
+    with pytest.raises(terraform.TerraformError, match="developer.hashicorp.com/terraform/install"):
+        terraform.find_terraform()
+
+
+def test_unknown_variables_are_refused(tmp_path, monkeypatch):
+    workspace = terraform._Workspace(tmp_path, "http://127.0.0.1:1", "terraform", None)
+    with pytest.raises(terraform.TerraformError, match="no variable shard_cuont"):
+        terraform._write_vars(workspace, {"shard_cuont": 3}, tmp_path)
+    terraform._write_vars(workspace, {"shard_count": 3}, tmp_path)
+    assert json.loads(workspace.vars_file.read_text()) == {
+        "emulator_endpoint": "http://127.0.0.1:1", "lambda_build_dir": str(tmp_path), "shard_count": 3}
+
+
+def test_a_local_apply_never_sees_real_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "secret")
+    monkeypatch.setenv("TF_VAR_emulator_endpoint", "http://elsewhere")
+    env = terraform._Workspace(tmp_path, "http://127.0.0.1:1", "terraform", tmp_path).env()
+    assert "AWS_PROFILE" not in env and "AWS_SESSION_TOKEN" not in env and "TF_VAR_emulator_endpoint" not in env
+    assert env["AWS_ACCESS_KEY_ID"] == "test" and env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:1"
+    assert env["TF_DATA_DIR"] == str(tmp_path / ".terraform")
+    assert env["TF_CLI_CONFIG_FILE"] == str(tmp_path / "terraform.rc")
