@@ -1,5 +1,5 @@
 """infra/terraform applied to a fresh emulator by devstack/terraform.py: every resource as
-configured, and a second plan/apply that changes nothing.
+configured, a second plan/apply that changes nothing, then destroy.
 
 The apply (~50 s on the emulator, nearly all of it the AWS provider's own fixed waits:
 10 s per Kinesis stream update, ~25 s for SQS attributes to "propagate", 5 s per Lambda
@@ -263,6 +263,22 @@ def test_a_second_plan_and_apply_change_nothing(deployed):
                                         build_dir=deployed.build_dir, build=False, say=progress.append)
     assert again == deployed.outputs
     assert any("Resources: 0 added, 0 changed, 0 destroyed." in line for line in progress), progress
+
+
+@pytest.mark.e2e
+def test_destroy_removes_everything(deployed):
+    # runs last among the tests above: it takes the stack away
+    terraform.destroy(deployed.emulator.endpoint_url, deployed.state_dir, build_dir=deployed.build_dir,
+                      build=False, say=lambda _: None)
+    assert deployed.client("lambda").list_functions()["Functions"] == []
+    assert deployed.client("lambda").list_event_source_mappings()["EventSourceMappings"] == []
+    assert deployed.client("kinesis").list_streams()["StreamNames"] == []
+    assert deployed.client("dynamodb").list_tables()["TableNames"] == []
+    assert deployed.client("sqs").list_queues().get("QueueUrls", []) == []
+    assert deployed.client("apigatewayv2").get_apis()["Items"] == []
+    assert [r["RoleName"] for r in deployed.client("iam").list_roles()["Roles"]
+            if r["RoleName"].startswith(PREFIX)] == []
+    assert terraform.outputs(deployed.emulator.endpoint_url, deployed.state_dir) == {}
 
 
 # ── devstack/terraform.py without terraform (no emulator) ───────────────────────
