@@ -5,7 +5,7 @@ observable behaviour (responses, ordering, pagination) exactly as it was:
 
 ``host-lookup``
     Every request asked :func:`moto.backends.list_of_moto_modules`, which lists and
-    stats moto's package directory on disk (a third of the server's CPU per request).
+    stats moto's package directory on disk (~0.8 ms, a large share of a cheap request).
     The list never changes while the server runs, so it is read once.
 ``kinesis-shard``
     ``Shard.put_record`` copied every key of the shard to find the last sequence
@@ -367,13 +367,13 @@ PATCHES: tuple[_Patch, ...] = (
         _shard_get_records,
     ),
     _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_min_sequence_number", ("self",)), _shard_min),
+    _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_max_sequence_number", ("self",)), _shard_max),
     _Patch(
         "kinesis-tags",
         _Target("moto.kinesis.responses", "KinesisResponse.create_stream", ("self",),
                 ("self.kinesis_backend.create_stream(",)),
         _create_stream_with_tags,
     ),
-    _Patch("kinesis-shard", _Target(_KINESIS, "Shard.get_max_sequence_number", ("self",)), _shard_max),
     _Patch(
         "esm-delivery",
         _Target("moto.awslambda.models", "LambdaBackend.create_event_source_mapping", ("self", "spec"),
