@@ -147,3 +147,20 @@ def test_a_mapping_created_while_running_is_discovered_and_a_disabled_one_stops(
     aws.put(stream, [("k", "y")])
     time.sleep(1.0)  # several poll intervals: a stopped mapping must not read "y"
     assert [b["data"] for b in read_jsonl(received)] == [["x"]]
+
+
+def test_latest_starts_at_the_mappings_creation_even_when_the_runtime_starts_later(aws, start_runtime, tmp_path):
+    # GIVEN records written before a LATEST mapping exists, and some after it, before the runtime runs
+    received = tmp_path / "received.jsonl"
+    fn = aws.function("tests.fixtures.handlers.kinesis_recorder", env={"RECORD_FILE": str(received)})
+    stream = aws.stream(shards=1)
+    aws.put(stream, [("k", "before-the-mapping")])
+    time.sleep(1.1)  # the emulator keeps LastModified in whole seconds
+    aws.mapping(fn["FunctionName"], stream, StartingPosition="LATEST", BatchSize=10)
+    aws.put(stream, [("k", "after-the-mapping")])
+    written = time.time()
+    # WHEN the runtime starts
+    runtime = start_runtime()
+    client.wait_until_drained(runtime.admin_url, since=written, timeout=30)
+    # THEN only what arrived after the mapping was created is processed
+    assert [b["data"] for b in read_jsonl(received)] == [["after-the-mapping"]]
