@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -59,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
-        logging.getLogger("devstack.runtime").info("received %s", signal.Signals(signum).name)
+        logger = logging.getLogger("devstack.runtime")
+        if stop.is_set():  # a second signal: do not wait for in-flight invocations
+            logger.warning("received %s again; exiting without waiting", signal.Signals(signum).name)
+            os._exit(130)
+        logger.info("received %s; stopping (send it again to exit at once)", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

@@ -103,7 +103,7 @@ def discover_mappings(clients: ClientFactory) -> dict[str, EsmSpec]:
     return out
 
 
-def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tuple[str, str | None], ...], int | None]:
+def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tuple[str, str | None, str | None], ...], int | None]:
     kinesis = clients("kinesis", arn_region(stream_arn))
     name = stream_arn.split("/", 1)[1]
     shards: list[dict] = []
@@ -121,7 +121,8 @@ def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tupl
         retention = int(summary.get("RetentionPeriodHours") or 24) * 3600
     except Exception as exc:
         log.debug("DescribeStreamSummary failed for %s: %s", stream_arn, exc)
-    return tuple((s["ShardId"], s.get("ParentShardId")) for s in shards), retention
+    return tuple((s["ShardId"], s.get("ParentShardId"),
+                  (s.get("SequenceNumberRange") or {}).get("EndingSequenceNumber")) for s in shards), retention
 
 
 def _integration_function_arn(integration: dict) -> str | None:

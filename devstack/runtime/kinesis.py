@@ -13,8 +13,9 @@ Reading
     (or start after ``terraform apply``), so it reads ``AT_TIMESTAMP`` = the mapping's
     LastModified (whole seconds in moto; clamped to now) and persists that anchor so a
     restart does not skip what arrived meanwhile. GetRecords returning nothing → poll
-    again after ``idle_delay`` (200 ms). A closed shard is read to its end, then marked
-    ``SHARD_END``; a child shard starts once its parent is finished.
+    again after ``idle_delay`` (200 ms). A closed shard (no next iterator, or ListShards
+    gives its EndingSequenceNumber and an empty read started past it) is read to its end,
+    then marked ``SHARD_END``; a child shard starts once its parent is finished.
 
 Batching
     Up to BatchSize records per invocation. With MaximumBatchingWindowInSeconds > 0 the
@@ -224,6 +225,7 @@ class ShardConsumer:
         self.buffer: deque[KinesisRecord] = deque()
         self.last_fetched: str | None = None
         self.closed = False
+        self.ending_sequence_number: str | None = None  # set when ListShards reports the shard closed
         self.window_started: float | None = None
         self._role_cache: str | None = None
         self.log = logging.LoggerAdapter(log, {})
@@ -322,7 +324,7 @@ class ShardConsumer:
         if len(self.buffer) < esm.batch_size and not self.closed:
             self._fetch(esm.batch_size - len(self.buffer))
         if not self.buffer:
-            if self.closed:
+            if self.closed or self._read_to_end():
                 self._finish()
                 return FINISHED
             return IDLE
@@ -339,6 +341,18 @@ class ShardConsumer:
             self._abandon()  # never skip records: re-read from the checkpoint
             raise
         return INVOKED
+
+    def _read_to_end(self) -> bool:
+        """A shard ListShards reports closed, read past its last sequence number (moto, unlike
+        AWS, keeps returning an iterator at the end of a closed shard)."""
+        ending = self.ending_sequence_number
+        if ending is None or self.stats.last_empty_poll_started_at is None:
+            return False
+        position = self.last_fetched or (self.checkpoint.sequence_number if self.checkpoint else None)
+        try:
+            return position is None or int(position) >= int(ending)
+        except ValueError:
+            return False
 
     def _finish(self) -> None:
         self.stats.finished = True
@@ -660,19 +674,24 @@ class EsmRunner:
             for poller in self.pollers.values():
                 poller.consumer.esm = esm
 
-    def sync_shards(self, shards: Iterable[tuple[str, str | None]], retention_seconds: int | None = None) -> None:
+    def sync_shards(self, shards: Iterable[tuple], retention_seconds: int | None = None) -> None:
+        """``shards``: (shard id, parent shard id, ending sequence number or None while open)."""
         settings = self.settings
         if retention_seconds and retention_seconds != settings.retention_seconds:
             settings = PollerSettings(**{**settings.__dict__, "retention_seconds": retention_seconds})
             self.settings = settings
+        shards = [tuple(s) + (None,) * (3 - len(s)) for s in shards]
         with self._lock:
-            known = {shard_id for shard_id, _ in shards} | set(self.pollers)
-            for shard_id, parent in shards:
+            known = {s[0] for s in shards} | set(self.pollers)
+            for shard_id, parent, ending in shards:
                 if shard_id in self.pollers:
+                    if ending is not None:
+                        self.pollers[shard_id].consumer.ending_sequence_number = ending
                     continue
                 consumer = ShardConsumer(self.esm, shard_id, reader=self.reader, invoker=self.invoker,
                                          sender=self.sender, store=self.store, role_arn=self.role_arn,
                                          settings=settings, parent_shard_id=parent)
+                consumer.ending_sequence_number = ending
                 poller = ShardPoller(consumer, can_start=self._parent_done(parent, known))
                 self.pollers[shard_id] = poller
                 log.info("polling shard esm=%s function=%s stream=%s shard=%s from=%s", self.esm.uuid,

@@ -12,7 +12,8 @@ re-configured (from each shard's next batch), or stopped when disabled or delete
 shards get pollers, and the gateway's route table is replaced. If the emulator does not
 answer, the last known state keeps running and the error is reported in ``status()``.
 
-State lives under ``<state_dir>/runtime/``: ``checkpoints.sqlite`` and ``logs/<function>.log``.
+State lives under ``<state_dir>/runtime/`` (or ``<state_dir>`` itself when it is already
+named ``runtime``): ``checkpoints.sqlite`` and ``logs/<function>.log``.
 """
 from __future__ import annotations
 
@@ -68,7 +69,9 @@ class LocalRuntime:
         if config.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local runtime only binds to the loopback interface")
         self.config = config
-        self.state_dir = pathlib.Path(config.state_dir).resolve() / "runtime"
+        base = pathlib.Path(config.state_dir).resolve()
+        # `--state-dir .shopstream` → .shopstream/runtime; a dir already named "runtime" is used as is
+        self.state_dir = base if base.name == "runtime" else base / "runtime"
         self.code_root = pathlib.Path(config.code_root).resolve()
         self.clients = ClientFactory(config.emulator_url.rstrip("/"), config.region)
         self.invoker = Invoker(code_root=self.code_root, log_dir=self.state_dir / "logs",

@@ -468,6 +468,9 @@ class Invoker:
                 else:
                     log.info("function discovered function=%s handler=%s timeout=%ss memory=%sMB max_workers=%s",
                              name, spec.handler, spec.timeout, spec.memory_size, self._pools[name].limit)
+                if spec.runtime and not spec.runtime.startswith("python"):
+                    log.warning("function %s has runtime %s; the local runtime runs Python handlers only",
+                                name, spec.runtime)
             for name in [n for n in self._pools if n not in functions]:
                 retired.append(self._pools.pop(name))
                 log.info("function removed function=%s", name)

@@ -164,3 +164,27 @@ def test_latest_starts_at_the_mappings_creation_even_when_the_runtime_starts_lat
     client.wait_until_drained(runtime.admin_url, since=written, timeout=30)
     # THEN only what arrived after the mapping was created is processed
     assert [b["data"] for b in read_jsonl(received)] == [["after-the-mapping"]]
+
+
+def test_after_resharding_the_parent_is_finished_then_the_children_are_read(aws, start_runtime, tmp_path):
+    # GIVEN a consumed 1-shard stream that is then split in two
+    received = tmp_path / "received.jsonl"
+    fn = aws.function("tests.fixtures.handlers.kinesis_recorder", env={"RECORD_FILE": str(received)})
+    stream = aws.stream(shards=1)
+    aws.mapping(fn["FunctionName"], stream, BatchSize=10)
+    aws.put(stream, [(f"k{i}", f"old-{i}") for i in range(5)])
+    runtime = start_runtime()
+    client.wait_until_drained(runtime.admin_url, since=time.time(), timeout=30)
+    [parent] = aws.shard_ids(stream)
+    aws.kinesis.update_shard_count(StreamName=stream.split("/", 1)[1], TargetShardCount=2,
+                                   ScalingType="UNIFORM_SCALING")
+    # WHEN records are written to the new shards
+    aws.put(stream, [(f"k{i}", f"new-{i}") for i in range(20)])
+    written = time.time()
+    final = client.wait_until_drained(runtime.admin_url, since=written, timeout=30)
+    # THEN every record was processed once and the parent shard is finished
+    data = sorted(d for batch in read_jsonl(received) for d in batch["data"])
+    assert data == sorted([f"old-{i}" for i in range(5)] + [f"new-{i}" for i in range(20)])
+    shards = {s["shard_id"]: s for s in final["event_source_mappings"][0]["shards"]}
+    assert shards[parent]["finished"] and len(shards) == 3
+    assert all(s["parent_shard_id"] == parent for sid, s in shards.items() if sid != parent)

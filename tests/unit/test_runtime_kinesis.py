@@ -474,3 +474,21 @@ def test_a_closed_shard_is_finished_once_read_to_its_end(store):
     assert consumer.stats.finished
     assert store.get("esm-1", SHARD) == Checkpoint.shard_end()
     assert consumer.step() == FINISHED
+
+
+def test_a_shard_listed_as_closed_is_finished_after_its_last_record_even_if_reads_continue(store):
+    # moto keeps returning an iterator at the end of a closed shard; ListShards gives its end
+    reader, invoker = FakeReader(records(3), closed=False), FakeInvoker()
+    consumer = consumer_for(esm(), reader, invoker, store)
+    consumer.ending_sequence_number = "3"
+    run_until_idle(consumer)
+    assert consumer.stats.finished and invoker.calls == [["r1", "r2", "r3"]]
+    assert store.get("esm-1", SHARD) == Checkpoint.shard_end()
+
+
+def test_a_closed_shard_is_not_finished_before_its_last_record(store):
+    reader, invoker = FakeReader(records(3), closed=False), FakeInvoker()
+    consumer = consumer_for(esm(), reader, invoker, store)
+    consumer.ending_sequence_number = "5"  # records 4-5 not visible yet: keep polling
+    run_until_idle(consumer)
+    assert not consumer.stats.finished
