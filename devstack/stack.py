@@ -152,14 +152,13 @@ def is_running(config: StackConfig) -> bool:
 
 
 def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:port (a port in TIME_WAIT counts as free: our
+    servers bind with SO_REUSEADDR)."""
     import socket
 
     with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
@@ -206,7 +205,7 @@ def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.runtime",
          "--emulator-url", config.emulator_url, "--gateway-port", str(config.gateway_port),
-         "--admin-port", str(config.admin_port), "--state-dir", str(config.runtime_dir), "--code-root", str(ROOT)],
+         "--admin-port", str(config.admin_port), "--state-dir", str(config.state_dir), "--code-root", str(ROOT)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT), start_new_session=True,
     )
     _write_pid(config, "runtime", process.pid)
@@ -216,11 +215,34 @@ def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
             raise StackError(f"the local runtime exited with code {process.returncode}; see {config.log_dir / 'runtime.log'}")
         try:
             if requests.get(f"{config.admin_url}/health", timeout=0.5).status_code == 200:
-                return
+                break
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise StackError(f"the local runtime did not become healthy within {timeout:.0f}s; see {config.log_dir / 'runtime.log'}")
+    else:
+        raise StackError(f"the local runtime did not become healthy within {timeout:.0f}s; see {config.log_dir / 'runtime.log'}")
+    _wait_for_discovery(config, deadline)
+
+
+def _wait_for_discovery(config: StackConfig, deadline: float) -> None:
+    """Return once the runtime serves the HTTP API's routes and polls the stream, so
+    that the first request after ``up`` is not a 404."""
+    from devstack.runtime.client import RuntimeUnavailable, discover
+
+    missing = "no discovery yet"
+    while time.monotonic() < deadline:
+        try:
+            state = discover(config.admin_url)
+        except RuntimeUnavailable as exc:
+            missing = str(exc)
+        else:
+            routes = [route for api in state["gateway"]["apis"] for route in api.get("routes", [])]
+            mappings = state["event_source_mappings"]
+            if routes and mappings:
+                return
+            missing = f"{len(routes)} routes, {len(mappings)} event source mappings"
+        time.sleep(0.2)
+    raise StackError(f"the local runtime has not found the deployed resources ({missing}); see {config.log_dir / 'runtime.log'}")
 
 
 def reset_state(config: StackConfig) -> None:
