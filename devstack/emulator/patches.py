@@ -50,6 +50,12 @@ observable behaviour (responses, ordering, pagination) exactly as it was:
     known type) is now taken as it is, binary base64-decoded and maps and lists
     recursively, exactly as the generic parser reads it; anything else still goes
     through the generic parser (and its errors).
+``response-overhead``
+    Every response body, JSON included, was searched with a look-behind regex for an
+    XML ``<RequestId>`` to rewrite (milliseconds on a multi-megabyte GetRecords page),
+    and every request listed the handler class's methods with ``inspect.getmembers``.
+    The regex now runs only on bodies that contain ``<RequestId>``, and the method list
+    is read once per class (classes do not change while the server runs).
 
 :func:`apply` checks that every patched symbol is present and still looks the way these
 patches expect (the pinned version, signatures, the calls they rely on) before changing
@@ -477,6 +483,36 @@ def _parse_structure(original: Callable[..., Any]) -> Callable[..., Any]:
     return _parse_structure
 
 
+# ── response-overhead ──────────────────────────────────────────────────────────
+
+
+def _enrich_response(original: Callable[..., Any]) -> Callable[..., Any]:
+    def enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        if isinstance(body, str) and "<RequestId>" in body:
+            return original(headers, body)
+        # what the original does when its regex cannot match (or cannot run on bytes)
+        if "status" in headers:
+            headers["status"] = str(headers["status"])
+        from moto.core.responses import gen_amzn_requestid_long
+
+        gen_amzn_requestid_long(headers)
+        return headers, body
+
+    return enrich_response
+
+
+def _method_names(original: Callable[[object], list[str]]) -> Callable[[object], list[str]]:
+    cache: dict[object, list[str]] = {}
+
+    def method_names_from_class(clazz: object) -> list[str]:
+        names = cache.get(clazz)
+        if names is None:
+            names = cache[clazz] = original(clazz)
+        return names
+
+    return method_names_from_class
+
+
 # ── the list ───────────────────────────────────────────────────────────────────
 
 _KINESIS = "moto.kinesis.models"
@@ -563,6 +599,13 @@ PATCHES: tuple[_Patch, ...] = (
                 ("shape.is_document_type", "final_parsed[member_name] = self._parse_shape(")),
         _parse_structure,
     ),
+    _Patch(
+        "response-overhead",
+        _Target("moto.core.responses", "BaseResponse._enrich_response", ("headers", "body"),
+                ("gen_amzn_requestid_long(headers)", "<RequestId>", 'headers["status"] = str(headers["status"])')),
+        _enrich_response,
+    ),
+    _Patch("response-overhead", _Target("moto.core.responses", "method_names_from_class", ("clazz",)), _method_names),
 )
 
 
@@ -628,10 +671,15 @@ def apply(patches: tuple[_Patch, ...] = PATCHES) -> list[str]:
             owner, attribute, original = _resolve(patch.target)
             _check(patch.target, original)
             resolved.append((patch, owner, attribute, original))
-        replacements = [(owner, attribute, patch.make(original), patch) for patch, owner, attribute, original in resolved]
-        for owner, attribute, replacement, patch in replacements:
-            replacement.__wrapped__ = getattr(owner, attribute)  # type: ignore[attr-defined]
+        replacements = []
+        for patch, owner, attribute, original in resolved:
+            static = isinstance(original, staticmethod)  # patched as a function, installed as a staticmethod
+            function = original.__func__ if static else original
+            replacement = patch.make(function)
+            replacement.__wrapped__ = function  # type: ignore[attr-defined]
             replacement.__qualname__ = patch.target.path
+            replacements.append((owner, attribute, staticmethod(replacement) if static else replacement, patch))
+        for owner, attribute, replacement, patch in replacements:
             setattr(owner, attribute, replacement)
             _applied.add(patch.target.name)
         return sorted(p.target.name for p in patches)

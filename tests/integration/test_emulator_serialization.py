@@ -75,3 +75,24 @@ def test_the_item_size_limit_is_where_it_was(pair, size):
     patched, unpatched = (call(endpoint, "PutItem", {"TableName": TABLE, "Item": item}) for endpoint in pair)
     assert patched == unpatched
     assert patched[0] == (200 if size < 405_000 else 400)
+
+
+def test_xml_responses_still_carry_the_request_id_of_their_header(pair):
+    # response-overhead: the <RequestId> rewrite now runs only where there is one
+    for endpoint in pair:
+        response = requests.post(endpoint, data="Action=GetCallerIdentity&Version=2011-06-15", timeout=10, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=x",
+        })
+        assert response.status_code == 200
+        request_id = response.headers["x-amzn-requestid"]
+        assert f"<RequestId>{request_id}</RequestId>" in response.text
+
+
+def test_json_responses_still_get_a_request_id(pair):
+    for endpoint in pair:
+        response = requests.post(endpoint, data="{}", timeout=10, headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.ListTables",
+            "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/eu-west-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
+        })
+        assert response.status_code == 200 and len(response.headers["x-amzn-requestid"]) == 52
