@@ -19,6 +19,10 @@ as nested maps writes at ~400 items/s and as one binary attribute at ~4,600 item
 ~0.2-1 KB compressed (1 unit). The lines are never queried inside DynamoDB: the query
 API returns them whole, and analytics runs in the warehouse.
 
+Attributes derivable from others are not stored (cancellation and adjustment come from
+the invoice number, ``parts`` is absent for the usual single part): each attribute costs
+on every write, in pynamodb, on the wire and in DynamoDB.
+
 Every attribute is a pure function of the invoice event (no write time, no sequence
 number), so writing the same event twice leaves the item byte-for-byte unchanged.
 """
@@ -48,8 +52,6 @@ SUMMARY_ATTRIBUTES = (
     "country",
     "line_count",
     "total",
-    "is_cancellation",
-    "is_adjustment",
     "has_non_product_lines",
     "event_id",
 )
@@ -88,16 +90,14 @@ class InvoiceItem(Model):
     invoice_no = UnicodeAttribute(hash_key=True)
     part = NumberAttribute(range_key=True)
     lines = BinaryAttribute(legacy_encoding=False)  # zlib(JSON array of lines, wire format)
-    # part 0 only:
-    parts = NumberAttribute(null=True)
+    # part 0 only (cancellation and adjustment are read off the invoice number):
+    parts = NumberAttribute(null=True)  # only when an invoice is split; absent means 1
     schema_version = NumberAttribute(null=True)
     event_id = UnicodeAttribute(null=True)
     invoice_date = UnicodeAttribute(null=True)
     customer_id = UnicodeAttribute(null=True)
     invoice_sort = UnicodeAttribute(null=True)
     country = UnicodeAttribute(null=True)
-    is_cancellation = BooleanAttribute(null=True)
-    is_adjustment = BooleanAttribute(null=True)
     has_non_product_lines = BooleanAttribute(null=True)
     line_count = NumberAttribute(null=True)
     total = DecimalAttribute(null=True)

@@ -20,7 +20,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
 from pipeline.errors import BadRequest, ConfigurationError, TransientError
-from pipeline.events import SCHEMA_VERSION, InvoiceEvent, is_product, money_str
+from pipeline.events import SCHEMA_VERSION, InvoiceEvent, is_adjustment, is_cancellation, is_product, money_str
 
 log = logging.getLogger(__name__)
 
@@ -127,17 +127,16 @@ def invoice_items(event: InvoiceEvent) -> list[InvoiceItem]:
         event.invoice_no,
         0,
         lines=chunks[0],
-        parts=len(chunks),
         schema_version=SCHEMA_VERSION,
         event_id=event_id,
         invoice_date=event.invoice_date,
         country=event.country,
-        is_cancellation=event.is_cancellation,
-        is_adjustment=event.is_adjustment,
         has_non_product_lines=event.has_non_product_lines,
         line_count=len(event.lines),
         total=event.total,
     )
+    if len(chunks) > 1:
+        head.parts = len(chunks)
     if event.customer_id is not None:
         head.customer_id = event.customer_id
         head.invoice_sort = f"{event.invoice_date}#{event.invoice_no}"
@@ -218,10 +217,11 @@ class InvoiceRepository:
             if not items:
                 return None
             head = items[0]
-            if head.part != 0 or head.parts is None:
+            if head.part != 0 or head.schema_version is None:
                 return None  # parts without a head: an invoice being written right now
-            wanted = [item for item in items if item.part < head.parts]
-            if len(wanted) == head.parts and all(item.event_id == head.event_id for item in wanted):
+            parts = int(head.parts or 1)
+            wanted = [item for item in items if item.part < parts]
+            if len(wanted) == parts and all(item.event_id == head.event_id for item in wanted):
                 rows = [row for item in wanted for row in decode_lines(item.lines)]
                 return StoredInvoice(_summary(head), tuple(_line(row) for row in rows))
             time.sleep(0.05)  # a newer version of a multi-part invoice is being written
@@ -278,8 +278,8 @@ def _summary(item: InvoiceItem) -> InvoiceSummary:
         country=item.country,
         line_count=int(item.line_count),
         total=item.total,
-        is_cancellation=bool(item.is_cancellation),
-        is_adjustment=bool(item.is_adjustment),
+        is_cancellation=is_cancellation(item.invoice_no),
+        is_adjustment=is_adjustment(item.invoice_no),
         has_non_product_lines=bool(item.has_non_product_lines),
         event_id=item.event_id,
     )

@@ -81,6 +81,14 @@ def money_str(value: Decimal) -> str:
     return format(normal, "f")
 
 
+def is_cancellation(invoice_no: str) -> bool:
+    return invoice_no[:1] in ("C", "c")
+
+
+def is_adjustment(invoice_no: str) -> bool:
+    return invoice_no[:1] in ("A", "a")
+
+
 @lru_cache(maxsize=65_536)
 def is_product(stock_code: str) -> bool:
     return stock_code.upper() not in NON_PRODUCT_STOCK_CODES
@@ -134,19 +142,23 @@ class InvoiceEvent:
     lines: tuple[InvoiceLine, ...]
     # serialisation memo: validating the event id and then sending the event encode once
     _wire: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _non_product: bool | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     # ---- derived -------------------------------------------------------------------
     @property
     def is_cancellation(self) -> bool:
-        return self.invoice_no[:1] in ("C", "c")
+        return is_cancellation(self.invoice_no)
 
     @property
     def is_adjustment(self) -> bool:
-        return self.invoice_no[:1] in ("A", "a")
+        return is_adjustment(self.invoice_no)
 
     @property
     def has_non_product_lines(self) -> bool:
-        return any(not line.is_product for line in self.lines)
+        if self._non_product is None:
+            codes = {line.stock_code for line in self.lines}
+            object.__setattr__(self, "_non_product", not all(is_product(code) for code in codes))
+        return self._non_product  # type: ignore[return-value]
 
     @property
     def total(self) -> Decimal:

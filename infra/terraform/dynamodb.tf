@@ -9,8 +9,6 @@ locals {
     "country",
     "line_count",
     "total",
-    "is_cancellation",
-    "is_adjustment",
     "has_non_product_lines",
     "event_id",
   ]
