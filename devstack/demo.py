@@ -19,7 +19,7 @@ import boto3
 import requests
 
 from devstack import stack
-from pipeline.events import money_str
+from pipeline.events import money_display, money_str
 from pipeline.kaggle import read_invoices
 from scripts.replay_kaggle import format_summary, replay
 
@@ -183,7 +183,7 @@ def _summary(info, stats, stored, quarantined, failed_batches, verification, ela
         "",
         "summary",
         f"  stored      {stored.invoices:>9,} invoices  {stored.lines:>9,} lines   in DynamoDB {tick(complete)}",
-        f"  money       source £{stats.source_total} · stored £{money_str(stored.total)} {tick(reconciled)}",
+        f"  money       source £{money_display(stats.source_total)} · stored £{money_display(stored.total)} {tick(reconciled)}",
         f"  quarantine  {quarantined} poison events · {failed_batches} failed batches {tick(quarantined == 0 and failed_batches == 0)}",
     ]
     if verification is not None:

@@ -81,6 +81,11 @@ def money_str(value: Decimal) -> str:
     return format(normal, "f")
 
 
+def money_display(value: Decimal | str) -> str:
+    """An exact amount for people: ``9747747.934`` → ``9,747,747.934``, ``15`` → ``15.00``."""
+    return format(Decimal(money_str(Decimal(value))), ",")
+
+
 def is_cancellation(invoice_no: str) -> bool:
     return invoice_no[:1] in ("C", "c")
 

@@ -34,7 +34,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from pipeline.errors import SourceError  # noqa: E402
-from pipeline.events import InvoiceEvent, money_str  # noqa: E402
+from pipeline.events import InvoiceEvent, money_display, money_str  # noqa: E402
 from pipeline.kaggle import DEFAULT_GROUP_WINDOW, InvoiceGrouper, read_invoices, resolve_sources  # noqa: E402
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -353,8 +353,8 @@ def format_summary(stats: ReplayStats) -> str:
     rate = f"{stats.events_sent / stats.elapsed_s:,.0f} events/s, {stats.lines_sent / stats.elapsed_s:,.0f} lines/s" if stats.elapsed_s else "-"
     lines = [
         f"replay of {stats.source} → {stats.target} ({stats.mode})",
-        f"  read       {stats.events_read:>9,} invoices  {stats.lines_read:>9,} lines   total £{stats.source_total}",
-        f"  delivered  {stats.events_sent:>9,} invoices  {stats.lines_sent:>9,} lines   total £{stats.sent_total}",
+        f"  read       {stats.events_read:>9,} invoices  {stats.lines_read:>9,} lines   total £{money_display(stats.source_total)}",
+        f"  delivered  {stats.events_sent:>9,} invoices  {stats.lines_sent:>9,} lines   total £{money_display(stats.sent_total)}",
         f"  requests   {stats.requests:>9,}  retries {stats.retries:,}  in {stats.elapsed_s:.1f}s ({rate})",
     ]
     if stats.ok:

@@ -158,3 +158,17 @@ def test_an_oversize_body_is_refused_with_413(running, size, message):
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert message in response.json()["message"]
+
+
+def test_localstack_clients_reach_what_terraform_deployed(running):
+    # The emulator speaks the AWS wire protocols on the LocalStack edge port layout, so a
+    # localstack-client session (given the host:port; 4566 by default) sees the stack.
+    import localstack_client.session
+
+    config, info = running
+    session = localstack_client.session.Session(localstack_host=f"127.0.0.1:{config.emulator_port}", region_name=config.region)
+    assert info.outputs["stream_name"] in session.client("kinesis").list_streams()["StreamNames"]
+    table = session.client("dynamodb").describe_table(TableName=info.outputs["invoices_table_name"])["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["invoice_no", "part"]
+    functions = {f["FunctionName"] for f in session.client("lambda").list_functions()["Functions"]}
+    assert set(info.outputs["function_names"].values()) <= functions
