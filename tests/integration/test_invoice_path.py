@@ -45,12 +45,16 @@ def stack(emulator):
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
+    import importlib
+
     from consumers.invoices import handler as writer_handler
     from ingest import handler as ingest_handler
     from query_api import handler as query_handler
 
-    for cached in (ingest_handler.service, writer_handler.writer, query_handler.service):
-        cached.cache_clear()
+    # As on Lambda, the environment exists before the handler modules are loaded (their
+    # Logger/Metrics read it at import): load them afresh if another test imported them.
+    writer_handler, ingest_handler, query_handler = (
+        importlib.reload(m) for m in (writer_handler, ingest_handler, query_handler))
     yield {"kinesis": kinesis, "sqs": sqs, "queue_url": queue_url, **names,
            "ingest": ingest_handler, "writer": writer_handler, "query": query_handler, "model": InvoiceItem}
     for key, value in saved.items():
