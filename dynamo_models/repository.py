@@ -20,7 +20,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
 from pipeline.errors import BadRequest, ConfigurationError, TransientError
-from pipeline.events import SCHEMA_VERSION, InvoiceEvent, is_adjustment, is_cancellation, is_product, money_str
+from pipeline.events import SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +29,9 @@ _MISSING_TABLE = {"ResourceNotFoundException"}
 _CURSOR_KEYS = {"invoice_no", "part", "customer_id", "invoice_sort"}
 
 
-@dataclass(frozen=True, slots=True)
-class StoredLine:
-    line_no: int
-    stock_code: str
-    description: str | None
-    quantity: int
-    unit_price: Decimal
-    invoice_date: str | None
-
-    @property
-    def amount(self) -> Decimal:
-        return self.unit_price * self.quantity
-
-    def to_api(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "line_no": self.line_no,
-            "stock_code": self.stock_code,
-            "description": self.description,
-            "quantity": self.quantity,
-            "unit_price": money_str(self.unit_price),
-            "amount": money_str(self.amount),
-            "is_product": is_product(self.stock_code),
-        }
-        if self.invoice_date is not None:
-            out["invoice_date"] = self.invoice_date
-        return out
+def line_to_api(line: InvoiceLine) -> dict[str, Any]:
+    """A stored line as the query API returns it: the event's line plus its amount and kind."""
+    return {**line.to_dict(), "amount": money_str(line.amount), "is_product": line.is_product}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +64,7 @@ class InvoiceSummary:
 @dataclass(frozen=True, slots=True)
 class StoredInvoice:
     summary: InvoiceSummary
-    lines: tuple[StoredLine, ...]
+    lines: tuple[InvoiceLine, ...]
 
     @property
     def total(self) -> Decimal:
@@ -96,7 +73,7 @@ class StoredInvoice:
     def to_api(self) -> dict[str, Any]:
         out = self.summary.to_api()
         out["total"] = money_str(self.total)  # the sum of the lines, by construction
-        out["lines"] = [line.to_api() for line in self.lines]
+        out["lines"] = [line_to_api(line) for line in self.lines]
         return out
 
 
@@ -285,9 +262,9 @@ def _summary(item: InvoiceItem) -> InvoiceSummary:
     )
 
 
-def _line(row: dict[str, Any]) -> StoredLine:
-    return StoredLine(row["line_no"], row["stock_code"], row.get("description"), row["quantity"],
-                      Decimal(row["unit_price"]), row.get("invoice_date"))
+def _line(row: dict[str, Any]) -> InvoiceLine:
+    return InvoiceLine(row["line_no"], row["stock_code"], row.get("description"), row["quantity"],
+                       Decimal(row["unit_price"]), row.get("invoice_date"))
 
 
 def encode_cursor(key: dict[str, Any]) -> str:
