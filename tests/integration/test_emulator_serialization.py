@@ -96,3 +96,35 @@ def test_json_responses_still_get_a_request_id(pair):
             "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/eu-west-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x",
         })
         assert response.status_code == 200 and len(response.headers["x-amzn-requestid"]) == 52
+
+
+def test_paged_scans_follow_every_change(pair):
+    # dynamodb-scan: the sorted item list is kept between writes; every write must show
+    def scan_all(endpoint):
+        pages, body = [], {"TableName": TABLE, "Limit": 2}
+        while True:
+            status, page = call(endpoint, "Scan", body)
+            assert status == 200, page
+            pages.append(page)
+            if "LastEvaluatedKey" not in page:
+                return pages
+            body = {**body, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    steps = [
+        ("PutItem", {"TableName": TABLE, "Item": {"pk": {"S": "c"}, "sk": {"N": "0"}, "v": {"S": "new"}}}),
+        ("PutItem", {"TableName": TABLE, "Item": {"pk": {"S": "a"}, "sk": {"N": "2"}, "v": {"S": "replaced"}}}),
+        ("UpdateItem", {"TableName": TABLE, "Key": {"pk": {"S": "c"}, "sk": {"N": "0"}}, "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "updated in place"}}}),
+        ("DeleteItem", {"TableName": TABLE, "Key": {"pk": {"S": "b"}, "sk": {"N": "1"}}}),
+        ("BatchWriteItem", {"RequestItems": {TABLE: [{"PutRequest": {"Item": {"pk": {"S": "0"}, "sk": {"N": "9"}}}},
+                                                     {"DeleteRequest": {"Key": {"pk": {"S": "c"}, "sk": {"N": "0"}}}}]}}),
+    ]
+    seen = []
+    for action, body in steps:
+        results = []
+        for endpoint in pair:
+            assert call(endpoint, action, body)[0] == 200
+            results.append(scan_all(endpoint))
+        assert results[0] == results[1], action
+        seen.append(results[0])
+    assert seen[0] != seen[-1]
