@@ -89,7 +89,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Protocol
 
 from devstack.runtime.checkpoints import Checkpoint, CheckpointStore
@@ -150,6 +150,14 @@ class PollerSettings:
     error_base_delay: float = 0.2
     error_max_delay: float = 5.0
     retention_seconds: int = DEFAULT_RETENTION_SECONDS
+
+    def retry_delay(self, failures: int) -> float:
+        """The wait before retrying a batch that failed ``failures`` times."""
+        return min(self.retry_max_delay, self.retry_base_delay * 2 ** max(0, failures - 1))
+
+    def error_delay(self, errors: int) -> float:
+        """The wait after ``errors`` consecutive failures of a read or of a send."""
+        return min(self.error_max_delay, self.error_base_delay * 2 ** min(errors - 1, 8))
 
 
 @dataclass
@@ -227,8 +235,6 @@ class ShardConsumer:
         self.closed = False
         self.ending_sequence_number: str | None = None  # set when ListShards reports the shard closed
         self.window_started: float | None = None
-        self._role_cache: str | None = None
-        self.log = logging.LoggerAdapter(log, {})
         checkpoint = store.get(esm.uuid, shard_id)
         self.checkpoint = checkpoint
         if checkpoint is not None:
@@ -249,10 +255,6 @@ class ShardConsumer:
         if self.stop_event.is_set():
             raise _Stopped()
 
-    def _retry_delay(self, failures: int) -> float:
-        s = self.settings
-        return min(s.retry_max_delay, s.retry_base_delay * (2 ** max(0, failures - 1)))
-
     # -- reading ---------------------------------------------------------------------------
     def _starting_position(self) -> tuple[str, Any]:
         esm = self.esm
@@ -260,16 +262,13 @@ class ShardConsumer:
         if position == "AT_TIMESTAMP":
             if esm.starting_position_timestamp is not None:
                 return "AT_TIMESTAMP", float(esm.starting_position_timestamp)
-            self.log.warning("StartingPosition AT_TIMESTAMP without a timestamp from the emulator; "
-                             "reading from TRIM_HORIZON %s", self._ctx())
+            log.warning("StartingPosition AT_TIMESTAMP without a timestamp from the emulator; "
+                        "reading from TRIM_HORIZON %s", self._ctx())
             return "TRIM_HORIZON", None
         if position == "LATEST":
             anchor = esm.last_modified if esm.last_modified is not None else self.clock()
             anchor = min(anchor, self.clock())
-            checkpoint = Checkpoint.at_timestamp(anchor)
-            self.store.put(esm.uuid, self.shard_id, checkpoint)
-            self.checkpoint = checkpoint
-            self.stats.checkpoint = checkpoint.describe()
+            self._save(Checkpoint.at_timestamp(anchor))
             return "AT_TIMESTAMP", anchor
         return "TRIM_HORIZON", None
 
@@ -285,7 +284,7 @@ class ShardConsumer:
         else:
             kind, value = self._starting_position()
         self.iterator = self.reader.get_shard_iterator(self.shard_id, kind, value)
-        self.log.debug("shard iterator %s %s %s", kind, value, self._ctx())
+        log.debug("shard iterator %s %s %s", kind, value, self._ctx())
 
     def _fetch(self, limit: int) -> None:
         started = self.clock()
@@ -357,10 +356,8 @@ class ShardConsumer:
     def _finish(self) -> None:
         self.stats.finished = True
         self.stats.last_empty_poll_started_at = self.clock()
-        self.checkpoint = Checkpoint.shard_end()
-        self.store.put(self.esm.uuid, self.shard_id, self.checkpoint)
-        self.stats.checkpoint = self.checkpoint.describe()
-        self.log.info("shard finished (closed and fully read) %s", self._ctx())
+        self._save(Checkpoint.shard_end())
+        log.info("shard finished (closed and fully read) %s", self._ctx())
 
     def _abandon(self) -> None:
         """Stopping mid-batch: forget what is buffered; a restart reads from the checkpoint."""
@@ -400,8 +397,8 @@ class ShardConsumer:
             record = self.buffer[0]
             extra = len(self._encode(record)) + (1 if batch else 0)
             if batch and size + extra > INVOKE_PAYLOAD_LIMIT:
-                self.log.info("batch cut at %d records to stay under the 6 MB payload limit %s",
-                              len(batch), self._ctx())
+                log.info("batch cut at %d records to stay under the 6 MB payload limit %s",
+                         len(batch), self._ctx())
                 break
             batch.append(self.buffer.popleft())
             size += extra
@@ -429,9 +426,9 @@ class ShardConsumer:
                     self._commit(segment.records, processed=True)
                     continue
                 if outcome.kind == "throttled":
-                    self.log.warning("invocation not run (%s: %s); retrying without consuming a retry %s",
-                                     result.service_error, result.error_message, self._ctx())
-                    self._sleep(self._retry_delay(segment.failures + 1))
+                    log.warning("invocation not run (%s: %s); retrying without consuming a retry %s",
+                                result.service_error, result.error_message, self._ctx())
+                    self._sleep(self.settings.retry_delay(segment.failures + 1))
                     stack.append(_Segment(segment.records, segment.failures, segment.last_result))
                     continue
                 self.stats.batch_failures += 1
@@ -440,15 +437,15 @@ class ShardConsumer:
                     if done:
                         self._commit(done, processed=True)
                     failures = segment.failures + 1 if not done else 1
-                    self.log.warning("partial batch failure: %d ok, first failed sequence %s (failure %d) %s",
-                                     len(done), rest[0].sequence_number, failures, self._ctx())
+                    log.warning("partial batch failure: %d ok, first failed sequence %s (failure %d) %s",
+                                len(done), rest[0].sequence_number, failures, self._ctx())
                     self._retry_or_give_up(_Segment(rest, failures, result), stack)
                     continue
-                self.log.warning("batch of %d failed: %s %s", len(segment.records), outcome.reason, self._ctx())
+                log.warning("batch of %d failed: %s %s", len(segment.records), outcome.reason, self._ctx())
                 if self.esm.bisect_on_error and len(segment.records) > 1:
                     mid = len(segment.records) // 2
                     self.stats.bisections += 1
-                    self.log.info("bisecting into %d + %d records %s", mid, len(segment.records) - mid, self._ctx())
+                    log.info("bisecting into %d + %d records %s", mid, len(segment.records) - mid, self._ctx())
                     stack.append(_Segment(segment.records[mid:], segment.failures, result))
                     stack.append(_Segment(segment.records[:mid], segment.failures, result))
                     continue
@@ -462,7 +459,7 @@ class ShardConsumer:
             self._give_up(segment.records, "RetryAttemptsExhausted", segment.failures, segment.last_result)
             return
         self.stats.retries += 1
-        self._sleep(self._retry_delay(segment.failures))
+        self._sleep(self.settings.retry_delay(segment.failures))
         stack.append(segment)
 
     def _drop_expired(self, segment: _Segment) -> _Segment | None:
@@ -489,11 +486,11 @@ class ShardConsumer:
         try:
             result = self.invoker.invoke(self.esm.function_arn, payload)
         except Exception as exc:  # the invoker itself failed (e.g. could not start a process)
-            self.log.error("could not invoke: %s %s", exc, self._ctx())
+            log.error("could not invoke: %s %s", exc, self._ctx())
             result = service_error("ServiceException", str(exc))
-        self.log.info("batch invoked records=%d first=%s last=%s ok=%s%s %s", len(records),
-                      records[0].sequence_number, records[-1].sequence_number, result.ok,
-                      "" if result.ok else f" error={result.error_type or result.service_error}", self._ctx())
+        log.info("batch invoked records=%d first=%s last=%s ok=%s%s %s", len(records),
+                 records[0].sequence_number, records[-1].sequence_number, result.ok,
+                 "" if result.ok else f" error={result.error_type or result.service_error}", self._ctx())
         return result
 
     def _classify(self, result: InvokeResult, records: list[KinesisRecord]) -> _Outcome:
@@ -529,11 +526,13 @@ class ShardConsumer:
         return _Outcome("partial", index=lowest)
 
     # -- checkpoints and destinations ------------------------------------------------------
-    def _commit(self, records: list[KinesisRecord], *, processed: bool) -> None:
-        checkpoint = Checkpoint.after(records[-1].sequence_number)
+    def _save(self, checkpoint: Checkpoint) -> None:
         self.store.put(self.esm.uuid, self.shard_id, checkpoint)
         self.checkpoint = checkpoint
-        self.stats.checkpoint = checkpoint.value
+        self.stats.checkpoint = checkpoint.describe()
+
+    def _commit(self, records: list[KinesisRecord], *, processed: bool) -> None:
+        self._save(Checkpoint.after(records[-1].sequence_number))
         if processed:
             self.stats.records_processed += len(records)
         for record in records:
@@ -544,32 +543,32 @@ class ShardConsumer:
         destination = self.esm.on_failure_destination
         first, last = records[0], records[-1]
         if not destination:
-            self.log.warning("%s: no on-failure destination; skipping %d records (%s..%s) %s", condition,
-                             len(records), first.sequence_number, last.sequence_number, self._ctx())
+            log.warning("%s: no on-failure destination; skipping %d records (%s..%s) %s", condition,
+                        len(records), first.sequence_number, last.sequence_number, self._ctx())
             self.stats.records_discarded += len(records)
             self._commit(records, processed=False)
             return
         message = self.failure_record(records, condition, invoke_count, last_result)
-        attempt = 0
+        failures = 0
         while True:
             try:
                 self.sender.send(destination, message)
                 break
             except UnsupportedDestination as exc:
-                self.log.error("%s; skipping %d records %s", exc, len(records), self._ctx())
+                log.error("%s; skipping %d records %s", exc, len(records), self._ctx())
                 self.stats.records_discarded += len(records)
                 self._commit(records, processed=False)
                 return
             except Exception as exc:  # destination unavailable: keep the records until it is back
-                attempt += 1
+                failures += 1
                 self.stats.last_error = f"on-failure destination: {exc}"
-                self.log.warning("could not send to on-failure destination %s (%s); retrying %s",
-                                 destination, exc, self._ctx())
-                self._sleep(min(self.settings.error_max_delay, self.settings.error_base_delay * 2 ** attempt))
+                log.warning("could not send to on-failure destination %s (%s); retrying %s",
+                            destination, exc, self._ctx())
+                self._sleep(self.settings.error_delay(failures + 1))  # 2 x error_base_delay after the first
         self.stats.records_sent_to_destination += len(records)
         self.stats.destination_messages += 1
-        self.log.warning("%s: sent %d records (%s..%s) to %s after %d invocations %s", condition, len(records),
-                         first.sequence_number, last.sequence_number, destination, invoke_count, self._ctx())
+        log.warning("%s: sent %d records (%s..%s) to %s after %d invocations %s", condition, len(records),
+                    first.sequence_number, last.sequence_number, destination, invoke_count, self._ctx())
         self._commit(records, processed=False)
 
     def failure_record(self, records: list[KinesisRecord], condition: str, invoke_count: int,
@@ -630,14 +629,12 @@ class ShardPoller(threading.Thread):
                 c.stats.consecutive_read_errors += 1
                 n = c.stats.consecutive_read_errors
                 c.stats.last_error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, ExpiredIterator):
-                    c.iterator = None
-                (c.log.warning if n in (1, 2) or n % 20 == 0 else c.log.debug)(
+                (log.warning if n in (1, 2) or n % 20 == 0 else log.debug)(
                     "reading the shard failed (%s), retrying (attempt %d) %s", c.stats.last_error, n, c._ctx())
-                stop.wait(min(settings.error_max_delay, settings.error_base_delay * 2 ** min(n - 1, 8)))
+                stop.wait(settings.error_delay(n))
                 continue
             if c.stats.consecutive_read_errors:
-                c.log.info("reading the shard recovered after %d errors %s", c.stats.consecutive_read_errors, c._ctx())
+                log.info("reading the shard recovered after %d errors %s", c.stats.consecutive_read_errors, c._ctx())
                 c.stats.consecutive_read_errors = 0
                 c.stats.last_error = None
             if outcome in (FINISHED, STOPPED):
@@ -676,11 +673,9 @@ class EsmRunner:
 
     def sync_shards(self, shards: Iterable[tuple], retention_seconds: int | None = None) -> None:
         """``shards``: (shard id, parent shard id, ending sequence number or None while open)."""
-        settings = self.settings
-        if retention_seconds and retention_seconds != settings.retention_seconds:
-            settings = PollerSettings(**{**settings.__dict__, "retention_seconds": retention_seconds})
-            self.settings = settings
-        shards = [tuple(s) + (None,) * (3 - len(s)) for s in shards]
+        if retention_seconds and retention_seconds != self.settings.retention_seconds:
+            self.settings = replace(self.settings, retention_seconds=retention_seconds)
+        shards = list(shards)
         with self._lock:
             known = {s[0] for s in shards} | set(self.pollers)
             for shard_id, parent, ending in shards:
@@ -690,7 +685,7 @@ class EsmRunner:
                     continue
                 consumer = ShardConsumer(self.esm, shard_id, reader=self.reader, invoker=self.invoker,
                                          sender=self.sender, store=self.store, role_arn=self.role_arn,
-                                         settings=settings, parent_shard_id=parent)
+                                         settings=self.settings, parent_shard_id=parent)
                 consumer.ending_sequence_number = ending
                 poller = ShardPoller(consumer, can_start=self._parent_done(parent, known))
                 self.pollers[shard_id] = poller

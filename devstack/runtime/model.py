@@ -211,6 +211,6 @@ class Discovery:
     functions: Mapping[str, FunctionSpec]
     mappings: Mapping[str, EsmSpec]
     apis: tuple[HttpApiSpec, ...]
-    shards: Mapping[str, tuple[tuple[str, str | None], ...]] = field(default_factory=dict)
+    shards: Mapping[str, tuple[tuple[str, str | None, str | None], ...]] = field(default_factory=dict)
     """stream ARN → ((shard id, parent shard id, ending sequence number if closed), ...)"""
     retention_seconds: Mapping[str, int] = field(default_factory=dict)
