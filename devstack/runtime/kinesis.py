@@ -82,7 +82,6 @@ Drain detection
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import json
 import logging
 import threading
@@ -94,7 +93,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from devstack.runtime.checkpoints import Checkpoint, CheckpointStore
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, EsmSpec, arn_account, arn_resource_name
-from devstack.runtime.workers import InvokeResult, service_error
+from devstack.runtime.workers import InvokeResult, iso_millis, service_error
 
 log = logging.getLogger("devstack.runtime.kinesis")
 
@@ -597,11 +596,6 @@ class ShardConsumer:
                 "streamArn": self.esm.event_source_arn,
             },
         }
-
-
-def iso_millis(epoch: float) -> str:
-    moment = _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # -- threads -------------------------------------------------------------------------------

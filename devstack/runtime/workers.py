@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from devstack.runtime import ipc
+from devstack.runtime.worker import make_error
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, FunctionSpec, function_name_from_arn
 
 log = logging.getLogger("devstack.runtime.workers")
@@ -84,8 +85,7 @@ class InvokeResult:
 
 
 def _error_payload(error_type: str, message: str, request_id: str = "") -> bytes:
-    return json.dumps({"errorMessage": message, "errorType": error_type, "requestId": request_id,
-                       "stackTrace": []}).encode()
+    return json.dumps(make_error(message, error_type, request_id=request_id)).encode()
 
 
 def service_error(error_type: str, message: str, request_id: str = "") -> InvokeResult:
@@ -146,9 +146,7 @@ class WorkerDied(RuntimeError):
 class Worker:
     """One worker process and its private channel."""
 
-    def __init__(self, spec: FunctionSpec, env: Mapping[str, str], code_root: str, log_path: pathlib.Path) -> None:
-        self.spec = spec
-        self.log_path = log_path
+    def __init__(self, env: Mapping[str, str], code_root: str, log_path: pathlib.Path) -> None:
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         for fd in (req_w, resp_w):
@@ -168,9 +166,6 @@ class Worker:
         self.req_fd = req_w
         self.resp_fd = resp_r
         self.ready = False
-        self.init_error = False
-        self.init_ms: float | None = None
-        self.invocations = 0
         self.closed = False
 
     @property
@@ -181,15 +176,14 @@ class Worker:
         if self.ready:
             return
         try:
-            meta, _ = ipc.read_frame(self.resp_fd, time.monotonic() + timeout)
+            # "ready" or "init_error": a worker whose init failed answers its call with that error
+            ipc.read_frame(self.resp_fd, time.monotonic() + timeout)
         except ipc.ChannelTimeout:
             self.kill()
             raise
         except (ipc.ChannelClosed, OSError) as exc:
             raise WorkerDied(self._exit_description()) from exc
         self.ready = True
-        self.init_error = meta.get("status") == "init_error"
-        self.init_ms = meta.get("init_ms")
 
     def call(self, meta: dict, payload: bytes, timeout: float) -> tuple[dict, bytes]:
         try:
@@ -197,8 +191,6 @@ class Worker:
             return ipc.read_frame(self.resp_fd, time.monotonic() + timeout)
         except (ipc.ChannelClosed, BrokenPipeError) as exc:
             raise WorkerDied(self._exit_description()) from exc
-        finally:
-            self.invocations += 1
 
     def _exit_description(self) -> str:
         try:
@@ -297,7 +289,7 @@ class FunctionPool:
                 self._cond.wait(remaining if remaining is not None else 1.0)
         try:
             env = build_environment(self.spec, code_root=self.code_root, emulator_url=self.emulator_url)
-            worker = Worker(self.spec, env, self.code_root, self.log_path)
+            worker = Worker(env, self.code_root, self.log_path)
         except Exception:
             with self._cond:
                 self._count -= 1
@@ -362,12 +354,12 @@ class FunctionPool:
             worker.kill()
             self.stats.bump("timeouts")
             message = f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds"
-            self._log_line(f"{_now_iso()} {request_id} Task timed out after {spec.timeout:.2f} seconds")
+            self._log_line(f"{iso_millis(time.time())} {request_id} Task timed out after {spec.timeout:.2f} seconds")
             return self._failed(function_error("Sandbox.Timedout", message, request_id, timed_out=True,
                                                duration_ms=(time.perf_counter() - started) * 1000, cold_start=cold))
         except WorkerDied as exc:
             worker.close(wait=False)
-            self._log_line(f"{_now_iso()} {request_id} {exc}")
+            self._log_line(f"{iso_millis(time.time())} {request_id} {exc}")
             return self._failed(function_error("Runtime.ExitError", f"RequestId: {request_id} Error: {exc}",
                                                request_id, duration_ms=(time.perf_counter() - started) * 1000,
                                                cold_start=cold))
@@ -421,14 +413,10 @@ class FunctionPool:
             worker.close(wait=wait)
 
 
-def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@dataclass
-class _Entry:
-    pool: FunctionPool
-    stats: FunctionStats = field(default_factory=FunctionStats)
+def iso_millis(epoch: float) -> str:
+    """``2024-05-01T12:00:00.123Z``: the UTC time format of Lambda's logs and records."""
+    moment = _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 class Invoker:
@@ -458,10 +446,8 @@ class Invoker:
                 if current is not None and current.spec.fingerprint() == spec.fingerprint() \
                         and current.spec.reserved_concurrency == spec.reserved_concurrency:
                     continue
-                stats = self._stats.setdefault(name, FunctionStats())
-                limit = self.max_workers_per_function.get(name, self.max_workers)
-                self._pools[name] = FunctionPool(spec, code_root=self.code_root, log_dir=self.log_dir,
-                                                 emulator_url=self.emulator_url, max_workers=limit, stats=stats)
+                self._pools[name] = self._pool(spec, self.max_workers_per_function.get(name, self.max_workers),
+                                               self._stats.setdefault(name, FunctionStats()))
                 if current is not None:
                     retired.append(current)
                     log.info("function changed; new workers on next call function=%s handler=%s", name, spec.handler)
@@ -476,6 +462,10 @@ class Invoker:
                 log.info("function removed function=%s", name)
         for pool in retired:
             pool.retire()
+
+    def _pool(self, spec: FunctionSpec, max_workers: int, stats: FunctionStats) -> FunctionPool:
+        return FunctionPool(spec, code_root=self.code_root, log_dir=self.log_dir, emulator_url=self.emulator_url,
+                            max_workers=max_workers, stats=stats)
 
     def spec(self, function: str) -> FunctionSpec | None:
         pool = self._pools.get(function_name_from_arn(function))
@@ -499,9 +489,7 @@ class Invoker:
                 pool = self._pools.get(name)
                 if pool is None:
                     continue
-                self._pools[name] = FunctionPool(pool.spec, code_root=self.code_root, log_dir=self.log_dir,
-                                                 emulator_url=self.emulator_url, max_workers=pool.limit,
-                                                 stats=pool.stats)
+                self._pools[name] = self._pool(pool.spec, pool.limit, pool.stats)
                 pool.retire()
 
     def status(self) -> list[dict]:
