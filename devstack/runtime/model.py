@@ -59,7 +59,7 @@ class FunctionSpec:
 
     def fingerprint(self) -> tuple:
         return (self.handler, self.role, self.timeout, self.memory_size, tuple(sorted(self.environment.items())),
-                self.runtime, self.code_sha256, self.last_modified)
+                self.reserved_concurrency, self.runtime, self.code_sha256, self.last_modified)
 
     @classmethod
     def from_api(cls, config: Mapping[str, Any], reserved: int | None = None) -> "FunctionSpec":

@@ -443,8 +443,7 @@ class Invoker:
                 return
             for name, spec in functions.items():
                 current = self._pools.get(name)
-                if current is not None and current.spec.fingerprint() == spec.fingerprint() \
-                        and current.spec.reserved_concurrency == spec.reserved_concurrency:
+                if current is not None and current.spec.fingerprint() == spec.fingerprint():
                     continue
                 self._pools[name] = self._pool(spec, self.max_workers_per_function.get(name, self.max_workers),
                                                self._stats.setdefault(name, FunctionStats()))
