@@ -20,7 +20,8 @@ import boto3
 from botocore.config import Config
 
 from devstack.runtime.model import (
-    Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, arn_account, arn_region, function_name_from_arn,
+    Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, arn_account, arn_region, arn_resource_name,
+    function_arn_from_uri, function_name_from_arn,
 )
 from devstack.runtime.workers import FAKE_CREDENTIALS
 
@@ -30,7 +31,8 @@ _session_lock = threading.Lock()
 
 
 class ClientFactory:
-    """boto3 clients for the emulator (thread-safe creation, cached per thread-agnostic key)."""
+    """boto3 clients for the emulator, created once per (service, region) and shared (boto3 clients are
+    thread-safe); :meth:`new` gives one of its own."""
 
     def __init__(self, endpoint_url: str, region: str, *, read_timeout: float = 10.0) -> None:
         self.endpoint_url = endpoint_url
@@ -105,7 +107,7 @@ def discover_mappings(clients: ClientFactory) -> dict[str, EsmSpec]:
 
 def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tuple[str, str | None, str | None], ...], int | None]:
     kinesis = clients("kinesis", arn_region(stream_arn))
-    name = stream_arn.split("/", 1)[1]
+    name = arn_resource_name(stream_arn)
     shards: list[dict] = []
     kwargs: dict[str, Any] = {"StreamName": name}
     while True:
@@ -131,12 +133,10 @@ def _integration_function_arn(integration: dict) -> str | None:
     uri = integration.get("IntegrationUri") or ""
     if ":lambda:" not in uri and ":function:" not in uri:
         return None
-    if "/functions/" in uri:
-        uri = uri.split("/functions/", 1)[1].split("/invocations", 1)[0]
-    return uri
+    return function_arn_from_uri(uri)
 
 
-def discover_apis(clients: ClientFactory, functions: dict[str, FunctionSpec]) -> tuple[HttpApiSpec, ...]:
+def discover_apis(clients: ClientFactory) -> tuple[HttpApiSpec, ...]:
     gw = clients("apigatewayv2")
     out: list[HttpApiSpec] = []
     for api in _paginate(gw, "get_apis", "Items"):
@@ -181,10 +181,10 @@ def discover(clients: ClientFactory) -> Discovery:
         if not spec.enabled or spec.event_source_arn in shards:
             continue
         try:
-            shards[spec.event_source_arn], hours = discover_shards(clients, spec.event_source_arn)
-            if hours:
-                retention[spec.event_source_arn] = hours
+            shards[spec.event_source_arn], seconds = discover_shards(clients, spec.event_source_arn)
+            if seconds:
+                retention[spec.event_source_arn] = seconds
         except Exception as exc:
             log.warning("cannot list the shards of %s (mapping %s): %s", spec.event_source_arn, spec.uuid, exc)
-    apis = discover_apis(clients, functions)
+    apis = discover_apis(clients)
     return Discovery(functions=functions, mappings=mappings, apis=apis, shards=shards, retention_seconds=retention)

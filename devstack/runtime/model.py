@@ -30,10 +30,17 @@ def arn_resource_name(arn: str) -> str:
     return resource.split("/", 1)[1] if "/" in resource else resource
 
 
+def function_arn_from_uri(uri: str) -> str:
+    """API Gateway's invoke-ARN form (``arn:aws:apigateway:…:lambda:path/2015-03-31/functions/<arn>/invocations``)
+    → the function ARN; anything else is returned as it is."""
+    if ":apigateway:" in uri and "/functions/" in uri:
+        return uri.split("/functions/", 1)[1].split("/invocations", 1)[0]
+    return uri
+
+
 def function_name_from_arn(arn: str) -> str:
     """A Lambda function ARN (optionally qualified) or API Gateway's invoke-ARN form → name."""
-    if ":apigateway:" in arn and "/functions/" in arn:
-        arn = arn.split("/functions/", 1)[1].split("/invocations", 1)[0]
+    arn = function_arn_from_uri(arn)
     if ":function:" in arn:
         return arn.split(":function:", 1)[1].split(":", 1)[0]
     return arn
