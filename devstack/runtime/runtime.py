@@ -59,7 +59,6 @@ class RuntimeConfig:
     max_workers: int = 2
     max_workers_per_function: Mapping[str, int] = field(default_factory=dict)
     poller: PollerSettings = field(default_factory=PollerSettings)
-    serve_http: bool = True
     stop_timeout: float | None = None            # default: the longest function timeout + 5 s
 
 
@@ -103,9 +102,8 @@ class LocalRuntime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = CheckpointStore(self.state_dir / "checkpoints.sqlite")
         self.started_at = time.time()
-        if self.config.serve_http:
-            self._bind()
-            self._start_servers()
+        self._bind()
+        self._start_servers()
         log.info("local runtime started emulator=%s gateway=%s admin=%s state=%s code_root=%s region=%s",
                  self.config.emulator_url, self.gateway_url, self.admin_url, self.state_dir, self.code_root,
                  self.config.region)
@@ -304,8 +302,8 @@ class LocalRuntime:
     def _new_runner(self, spec: EsmSpec) -> EsmRunner:
         previous = self._stopping_runners.pop(spec.uuid, None)
         if previous is not None:  # never two pollers on one shard for one mapping
-            previous.join(timeout=(self.invoker.spec(spec.function_arn).timeout if self.invoker.spec(
-                spec.function_arn) else 3) + 5)
+            fspec = self.invoker.spec(spec.function_arn)
+            previous.join(timeout=(fspec.timeout if fspec else 3) + 5)
         log.info("event source mapping discovered esm=%s %s", spec.uuid, _describe(spec))
         function = spec.function_arn
 
