@@ -78,11 +78,6 @@ class CheckpointStore:
                 " updated_at=excluded.updated_at",
                 (esm_uuid, shard_id, checkpoint.kind, checkpoint.value, time.time()))
 
-    def all(self) -> dict[tuple[str, str], Checkpoint]:
-        with self._lock:
-            rows = self._db.execute("SELECT esm_uuid, shard_id, kind, value FROM kinesis_checkpoints").fetchall()
-        return {(u, s): Checkpoint(k, v) for u, s, k, v in rows}
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

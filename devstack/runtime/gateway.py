@@ -362,15 +362,7 @@ class GatewayApp:
         self.routes = routes
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # uvicorn runs with lifespan="off"
             return
         response = await self.handle(scope, receive)
         await send({"type": "http.response.start", "status": response.status,
