@@ -25,16 +25,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--emulator-url", default=DEFAULT_EMULATOR_URL, help="the emulator endpoint (default %(default)s)")
     p.add_argument("--gateway-port", type=int, default=DEFAULT_GATEWAY_PORT, help="HTTP API port (0: any free port)")
     p.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, help="admin/status port (0: any free port)")
-    p.add_argument("--state-dir", default=".shopstream", help="checkpoints and function logs go under <dir>/runtime")
+    p.add_argument("--state-dir", default=RuntimeConfig.state_dir, help="checkpoints and function logs go under <dir>/runtime")
     p.add_argument("--code-root", default=str(REPO_ROOT), help="where handler modules are imported from")
     p.add_argument("--region", default=default_region(), help="region of the resources (default %(default)s)")
-    p.add_argument("--discovery-interval", type=float, default=2.0, help="seconds between reads of the emulator")
-    p.add_argument("--max-workers", type=int, default=2, help="concurrent workers per function (default 2)")
+    p.add_argument("--discovery-interval", type=float, default=RuntimeConfig.discovery_interval,
+                   help="seconds between reads of the emulator")
+    p.add_argument("--max-workers", type=int, default=RuntimeConfig.max_workers,
+                   help="concurrent workers per function (default %(default)s)")
     p.add_argument("--function-workers", action="append", default=[], metavar="NAME=N",
                    help="override --max-workers for one function (repeatable)")
-    p.add_argument("--idle-poll-delay", type=float, default=0.2, help="pause after an empty GetRecords (seconds)")
-    p.add_argument("--retry-delay", type=float, default=0.05, help="first retry backoff of a failed batch (seconds)")
-    p.add_argument("--max-retry-delay", type=float, default=2.0, help="cap of the retry backoff (seconds)")
+    p.add_argument("--idle-poll-delay", type=float, default=PollerSettings.idle_delay,
+                   help="pause after an empty GetRecords (seconds)")
+    p.add_argument("--retry-delay", type=float, default=PollerSettings.retry_base_delay,
+                   help="first retry backoff of a failed batch (seconds)")
+    p.add_argument("--max-retry-delay", type=float, default=PollerSettings.retry_max_delay,
+                   help="cap of the retry backoff (seconds)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
