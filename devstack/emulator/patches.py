@@ -71,6 +71,8 @@ start rather than run with half of its fixes.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import bisect
 import importlib
 import inspect
@@ -249,14 +251,23 @@ def _current_item(table: Any, hash_key: Any, range_key: Any) -> Any:
     return bucket.get(range_key)
 
 
+def _bucket_items(table: Any, bucket: Any) -> list[Any]:
+    """The items under one hash key (``table.items[hash]`` is the item itself without a range key)."""
+    return list(bucket.values()) if table.range_key_attr else [bucket]
+
+
+def _index_put(by_value: dict[Any, dict[tuple[Any, Any], Any]], attribute: str, item: Any) -> None:
+    value = _key_value(item, attribute)
+    if value is not None:
+        by_value.setdefault(value, {})[(item.hash_key, item.range_key)] = item
+
+
 def _index_add(table: Any, item: Any) -> None:
     indexes = table.__dict__.get(_INDEX)
     if not indexes or item is None:
         return
     for attribute, by_value in indexes.items():
-        value = _key_value(item, attribute)
-        if value is not None:
-            by_value.setdefault(value, {})[(item.hash_key, item.range_key)] = item
+        _index_put(by_value, attribute, item)
 
 
 def _index_for(table: Any, attribute: str) -> dict[Any, dict[tuple[Any, Any], Any]]:
@@ -265,10 +276,8 @@ def _index_for(table: Any, attribute: str) -> dict[Any, dict[tuple[Any, Any], An
     if by_value is None:
         by_value = {}
         for bucket in table.items.values():
-            for item in bucket.values() if table.range_key_attr else [bucket]:
-                value = _key_value(item, attribute)
-                if value is not None:
-                    by_value.setdefault(value, {})[(item.hash_key, item.range_key)] = item
+            for item in _bucket_items(table, bucket):
+                _index_put(by_value, attribute, item)
         indexes[attribute] = by_value
     return by_value
 
@@ -285,9 +294,7 @@ def _candidates(table: Any, hash_key: Any, index_name: str | None, hash_conditio
         return None
     if attribute == table.hash_key_attr:
         bucket = table.items.get(value)
-        if bucket is None:
-            return []
-        return list(bucket.values()) if table.range_key_attr else [bucket]
+        return [] if bucket is None else _bucket_items(table, bucket)
     entries = _index_for(table, attribute).get(value)
     if not entries:
         return []
@@ -422,8 +429,6 @@ _ITEM_SIZE_LIMIT = 405000  # moto's own limit (LimitedSizeDict): AWS's 400 KB pl
 
 def _attribute_value(value: dict[str, Any]) -> dict[str, Any]:
     """An attribute value in its JSON wire form (``{"B": bytes}`` → base64 text)."""
-    import base64
-
     (kind, inner), = value.items()
     if kind == "B":
         return {"B": base64.b64encode(inner).decode("ascii") if isinstance(inner, (bytes, bytearray)) else inner}
@@ -463,9 +468,6 @@ def _serialize_structure(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _parsed_attribute_value(value: Any) -> dict[str, Any] | None:
     """A request attribute value as moto's parser reads it, or None to let it parse."""
-    import base64
-    import binascii
-
     if type(value) is not dict or len(value) != 1:
         return None
     (kind, inner), = value.items()
