@@ -13,7 +13,6 @@ the provider is installed from there instead.
 """
 from __future__ import annotations
 
-import collections
 import hashlib
 import importlib.util
 import json
@@ -160,18 +159,15 @@ class _Workspace:
             env=self.env(), text=True, bufsize=1,
         )
         lines: list[str] = []
-        tail: collections.deque[str] = collections.deque(maxlen=40)
         assert process.stdout is not None
         for raw in process.stdout:
             line = raw.rstrip("\n")
             lines.append(line)
-            tail.append(line)
-            shown = _compact(line) if say else None
-            if shown and say:
+            if say and (shown := _compact(line)):
                 say(shown)
         code = process.wait()
         if code not in ok_codes:
-            text = "\n".join(tail).strip()
+            text = "\n".join(lines[-40:]).strip()
             raise TerraformError(f"terraform {args[0]} failed (exit code {code}); the end of its output:\n{text}")
         return code, "\n".join(lines)
 
@@ -251,7 +247,10 @@ def _common_args(workspace: _Workspace) -> list[str]:
 
 def outputs(endpoint_url: str, state_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """``terraform output -json`` of the local state, as {name: value}."""
-    workspace = _workspace(endpoint_url, state_dir)
+    return _outputs(_workspace(endpoint_url, state_dir))
+
+
+def _outputs(workspace: _Workspace) -> dict[str, Any]:
     _, text = workspace.run("output", "-json", "-no-color", f"-state={workspace.state_file}")
     try:
         return {name: entry["value"] for name, entry in json.loads(text).items()}
@@ -268,7 +267,7 @@ def apply_to_emulator(
     started = time.monotonic()
     workspace = _prepare(endpoint_url, state_dir, variables, Path(build_dir), say, build=build)
     workspace.run("apply", "-auto-approve", *_common_args(workspace), say=say)
-    result = outputs(endpoint_url, state_dir)
+    result = _outputs(workspace)
     say(f"    terraform apply took {time.monotonic() - started:.1f}s")
     return result
 
