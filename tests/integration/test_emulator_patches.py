@@ -11,7 +11,6 @@ import itertools
 import json
 import re
 import threading
-import uuid
 import zipfile
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ import pytest
 from botocore.config import Config
 
 from tests.conftest import ROOT
+from tests.fixtures.aws import unique
 
 pytestmark = pytest.mark.emulator
 
@@ -45,17 +45,13 @@ def dynamodb(emulator):
     return _client(emulator, "dynamodb")
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
 # ── Kinesis ────────────────────────────────────────────────────────────────────
 
 
 @pytest.fixture
 def stream(kinesis):
     """A 2-shard stream and two partition keys, one landing on each shard."""
-    name = _name("patches")
+    name = unique("patches")
     kinesis.create_stream(StreamName=name, ShardCount=2)
     shards = [s["ShardId"] for s in kinesis.list_shards(StreamName=name)["Shards"]]
     assert len(shards) == 2
@@ -224,11 +220,11 @@ def test_split_shard_renumbers_the_records_it_moves(kinesis, stream):
 
 def test_create_stream_keeps_its_tags(kinesis):
     # the AWS provider tags a stream in CreateStream itself; moto dropped those tags
-    name = _name("tagged")
+    name = unique("tagged")
     kinesis.create_stream(StreamName=name, ShardCount=1, Tags={"Project": "shopstream", "Owner": "data"})
     tags = kinesis.list_tags_for_stream(StreamName=name)["Tags"]
     assert sorted((t["Key"], t["Value"]) for t in tags) == [("Owner", "data"), ("Project", "shopstream")]
-    untagged = _name("untagged")
+    untagged = unique("untagged")
     kinesis.create_stream(StreamName=untagged, ShardCount=1)
     assert kinesis.list_tags_for_stream(StreamName=untagged)["Tags"] == []
 
@@ -240,14 +236,14 @@ def test_create_stream_keeps_its_tags(kinesis):
 def function(emulator):
     iam, lam = _client(emulator, "iam"), _client(emulator, "lambda")
     role = iam.create_role(
-        RoleName=_name("role"),
+        RoleName=unique("role"),
         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
     )["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as z:
         z.writestr("handler.py", "def lambda_handler(event, context):\n    return {}\n")
-    name = _name("fn")
+    name = unique("fn")
     lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="handler.lambda_handler",
                         Code={"ZipFile": code.getvalue()})
     return name
@@ -264,7 +260,7 @@ def test_kinesis_mapping_is_kept_but_moto_does_not_invoke_the_function(emulator,
     # GIVEN a mapping from the stream to a function, with an on-failure queue
     name, keys = stream
     lam, sqs, logs = _client(emulator, "lambda"), _client(emulator, "sqs"), _client(emulator, "logs")
-    queue = sqs.create_queue(QueueName=_name("failures"))["QueueUrl"]
+    queue = sqs.create_queue(QueueName=unique("failures"))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     stream_arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
     mapping = lam.create_event_source_mapping(
@@ -291,7 +287,7 @@ def test_kinesis_mapping_is_kept_but_moto_does_not_invoke_the_function(emulator,
 def test_sqs_source_messages_stay_for_the_runtime(emulator, function):
     # GIVEN a queue that is the source of a mapping
     lam, sqs, logs = _client(emulator, "lambda"), _client(emulator, "sqs"), _client(emulator, "logs")
-    queue = sqs.create_queue(QueueName=_name("source"))["QueueUrl"]
+    queue = sqs.create_queue(QueueName=unique("source"))["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     lam.create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=function, BatchSize=10)
 
@@ -311,7 +307,7 @@ INDEX = "customer-invoices"
 
 
 def _create_invoice_table(dynamodb) -> str:
-    name = _name("invoices")
+    name = unique("invoices")
     dynamodb.create_table(
         TableName=name,
         BillingMode="PAY_PER_REQUEST",
@@ -566,7 +562,7 @@ def test_index_queries_agree_with_a_scan_after_all_changes(dynamodb, invoices):
 
 
 def test_a_table_without_range_key_and_an_index_without_one(dynamodb):
-    name = _name("plain")
+    name = unique("plain")
     dynamodb.create_table(
         TableName=name, BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
