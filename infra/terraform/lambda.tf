@@ -89,15 +89,15 @@ resource "aws_lambda_function" "function" {
   ]
 }
 
-# stream -> invoice-writer. A batch is at most 50 records of ~50 KB KPL aggregates, well
-# under the 6 MB invocation payload; failed records are reported individually
+# stream -> invoice-writer. A batch is at most 25 records of <= 128 KB KPL aggregates
+# (~4.3 MB once base64-encoded), under the 6 MB invocation payload; failed records are reported individually
 # (ReportBatchItemFailures), a failing batch is bisected, retries are bounded, and what
 # still fails is described on the failures queue.
 resource "aws_lambda_event_source_mapping" "invoice_writer" {
   event_source_arn                   = aws_kinesis_stream.events.arn
   function_name                      = aws_lambda_function.function["invoice-writer"].arn
   starting_position                  = "TRIM_HORIZON"
-  batch_size                         = 50
+  batch_size                         = 25
   maximum_batching_window_in_seconds = 1
   parallelization_factor             = 1
   function_response_types            = ["ReportBatchItemFailures"]

@@ -47,7 +47,7 @@ def test_the_sample_flows_through_the_real_handlers(aws, start_runtime, invoices
         "SHOPSTREAM_INVOICES_TABLE": invoices_table, "SHOPSTREAM_QUARANTINE_QUEUE_URL": quarantine_url, **powertools})
     query = aws.function("query_api.handler.lambda_handler", timeout=10, env={
         "SHOPSTREAM_INVOICES_TABLE": invoices_table, **powertools})
-    aws.mapping(writer["FunctionArn"], stream, StartingPosition="TRIM_HORIZON", BatchSize=50,
+    aws.mapping(writer["FunctionArn"], stream, StartingPosition="TRIM_HORIZON", BatchSize=25,
                 MaximumBatchingWindowInSeconds=1, ParallelizationFactor=1,
                 FunctionResponseTypes=["ReportBatchItemFailures"], BisectBatchOnFunctionError=True,
                 MaximumRetryAttempts=5, DestinationConfig={"OnFailure": {"Destination": failures_arn}})

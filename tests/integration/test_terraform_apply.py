@@ -176,7 +176,7 @@ def test_event_source_mapping(deployed):
     assert mapping["UUID"] == deployed.outputs["event_source_mapping_uuid"]
     assert mapping["State"] == "Enabled"
     assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert mapping["BatchSize"] == 50
+    assert mapping["BatchSize"] == 25
     assert mapping["MaximumBatchingWindowInSeconds"] == 1
     assert mapping["ParallelizationFactor"] == 1
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
