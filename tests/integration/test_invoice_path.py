@@ -31,6 +31,7 @@ def stack(emulator):
 
     from dynamo_models.invoice import InvoiceItem, bind_models
 
+    bound = (InvoiceItem.Meta.table_name, InvoiceItem.Meta.region, getattr(InvoiceItem.Meta, "host", None))
     bind_models(names["table"], "eu-west-1", emulator.endpoint_url)
     InvoiceItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
 
@@ -57,6 +58,7 @@ def stack(emulator):
         importlib.reload(m) for m in (writer_handler, ingest_handler, query_handler))
     yield {"kinesis": kinesis, "sqs": sqs, "queue_url": queue_url, **names,
            "ingest": ingest_handler, "writer": writer_handler, "query": query_handler, "model": InvoiceItem}
+    bind_models(*bound)  # the model is module state: leave it as it was found
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)
