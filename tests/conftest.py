@@ -6,6 +6,9 @@ import pathlib
 
 import pytest
 
+# the local runtime's fixtures (aws, start_runtime), for every test module
+pytest_plugins = ["tests.fixtures.runtime_fixtures"]
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "online-retail-2010-12-01_to_03.csv"
 SHARED_DATA = ROOT.parent / "shared" / "data" / "online-retail"

@@ -15,7 +15,7 @@ import requests
 from devstack.emulator import Emulator, free_port
 from devstack.runtime import client
 from tests.fixtures.aws import REGION, Aws, read_jsonl, wait_for
-from tests.fixtures.runtime_fixtures import REPO_ROOT, aws, start_runtime  # noqa: F401 - pytest fixtures
+from tests.fixtures.runtime_fixtures import REPO_ROOT
 
 pytestmark = pytest.mark.emulator
 

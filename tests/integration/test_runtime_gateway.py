@@ -12,7 +12,6 @@ import requests
 
 from devstack.runtime import client
 from tests.fixtures.aws import read_jsonl
-from tests.fixtures.runtime_fixtures import aws, start_runtime  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.emulator
 

@@ -8,7 +8,6 @@ import pytest
 
 from devstack.runtime import client
 from tests.fixtures.aws import read_jsonl, wait_for
-from tests.fixtures.runtime_fixtures import aws, start_runtime  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.emulator
 

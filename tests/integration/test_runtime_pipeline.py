@@ -14,7 +14,6 @@ import requests
 from devstack.runtime import client
 from tests.conftest import SAMPLE
 from tests.fixtures.aws import REGION, unique
-from tests.fixtures.runtime_fixtures import aws, start_runtime  # noqa: F401 - pytest fixtures
 
 pytestmark = pytest.mark.emulator
 
