@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
 from pipeline.errors import ConfigurationError
@@ -17,6 +18,8 @@ ENV_STREAM_NAME = "SHOPSTREAM_STREAM_NAME"
 ENV_INVOICES_TABLE = "SHOPSTREAM_INVOICES_TABLE"
 ENV_QUARANTINE_QUEUE_URL = "SHOPSTREAM_QUARANTINE_QUEUE_URL"
 ENV_MAX_BODY_BYTES = "SHOPSTREAM_MAX_BODY_BYTES"
+ENV_SIZE_MEDIUM_FROM = "SHOPSTREAM_SIZE_MEDIUM_FROM"
+ENV_SIZE_LARGE_FROM = "SHOPSTREAM_SIZE_LARGE_FROM"
 # Set by the Lambda service (AWS_REGION) or, locally, by the local runtime
 # (AWS_ENDPOINT_URL, the standard variable boto3 itself honours).
 ENV_REGION = "AWS_REGION"
@@ -34,6 +37,9 @@ POWERTOOLS_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMES
 # API Gateway HTTP APIs accept 10 MB; a synchronous Lambda invocation takes 6 MB
 # including the event envelope, so the ingest API stops well below that.
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+# Line amounts (absolute, in the shop's currency) from which a line is Medium / Large.
+DEFAULT_SIZE_MEDIUM_FROM = Decimal("10")
+DEFAULT_SIZE_LARGE_FROM = Decimal("100")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,8 @@ class Settings:
     invoices_table: str | None = None
     quarantine_queue_url: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    size_medium_from: Decimal = DEFAULT_SIZE_MEDIUM_FROM
+    size_large_from: Decimal = DEFAULT_SIZE_LARGE_FROM
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -58,6 +66,9 @@ class Settings:
             raise ConfigurationError(f"{ENV_MAX_BODY_BYTES} must be an integer, got {raw_max!r}") from exc
         if max_body <= 0:
             raise ConfigurationError(f"{ENV_MAX_BODY_BYTES} must be positive, got {max_body}")
+        sizes = {name: _decimal(env, name, default)
+                 for name, default in ((ENV_SIZE_MEDIUM_FROM, DEFAULT_SIZE_MEDIUM_FROM),
+                                       (ENV_SIZE_LARGE_FROM, DEFAULT_SIZE_LARGE_FROM))}
         return cls(
             region=region,
             endpoint_url=env.get(ENV_ENDPOINT_URL) or None,
@@ -65,6 +76,8 @@ class Settings:
             invoices_table=env.get(ENV_INVOICES_TABLE) or None,
             quarantine_queue_url=env.get(ENV_QUARANTINE_QUEUE_URL) or None,
             max_body_bytes=max_body,
+            size_medium_from=sizes[ENV_SIZE_MEDIUM_FROM],
+            size_large_from=sizes[ENV_SIZE_LARGE_FROM],
         )
 
     def require(self, attribute: str) -> str:
@@ -78,3 +91,16 @@ class Settings:
             }.get(attribute, attribute)
             raise ConfigurationError(f"{env_name} is not set")
         return value
+
+
+def _decimal(env: Mapping[str, str], name: str, default: Decimal) -> Decimal:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation as exc:
+        raise ConfigurationError(f"{name} must be a decimal number, got {raw!r}") from exc
+    if not value.is_finite() or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive amount, got {raw!r}")
+    return value

@@ -1,0 +1,71 @@
+"""The warehouse contract: the staging table Firehose COPYs into, column by column.
+
+One list, used everywhere the staging layout appears:
+
+* the Firehose transformation Lambda (``firehose/core.py``) emits one JSON object per
+  invoice line whose keys are exactly :data:`STAGING_COLUMNS`, in this order, so
+  ``COPY … JSON 'auto'`` matches every key to the column of the same name;
+* Terraform's ``data_table_columns`` of the delivery stream's Redshift destination (the
+  column list of the COPY), checked by ``tests/contract/test_warehouse_terraform.py``;
+* the staging DDL in ``warehouse/sql/``.
+
+Types are Redshift's. Text lengths are bytes in Redshift: the event contract allows 500
+characters, so 2,000 bytes hold any UTF-8 text it accepts. Money is exact: prices have at
+most 6 decimals and stay below 10^9 (``pipeline.events``), so a price fits DECIMAL(15,6)
+and a line amount (quantity below 10^9 times price) fits DECIMAL(24,6).
+
+``source_sequence`` orders deliveries of the same invoice: the Kinesis sequence number of
+the record that carried it, zero-padded to 129 digits (the longest a sequence number can
+be), a colon, and its KPL sub-sequence number padded to 10 digits, so text order is
+stream order. An invoice always travels on the same shard (partition key = invoice
+number), so a later delivery always has a greater ``source_sequence``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # Redshift type
+    nullable: bool = False
+
+
+STAGING_TABLE = "stg_invoice_lines"
+
+STAGING_COLUMNS: tuple[Column, ...] = (
+    Column("event_id", "VARCHAR(32)"),
+    Column("invoice_no", "VARCHAR(40)"),
+    Column("line_no", "INTEGER"),
+    Column("invoice_date", "TIMESTAMP"),
+    Column("customer_id", "VARCHAR(20)", nullable=True),
+    Column("country", "VARCHAR(2000)"),
+    Column("stock_code", "VARCHAR(2000)"),
+    Column("description", "VARCHAR(2000)", nullable=True),
+    Column("quantity", "INTEGER"),
+    Column("unit_price", "DECIMAL(15,6)"),
+    Column("amount", "DECIMAL(24,6)"),
+    Column("size_class", "VARCHAR(6)"),
+    Column("is_cancellation", "BOOLEAN"),
+    Column("is_adjustment", "BOOLEAN"),
+    Column("is_product", "BOOLEAN"),
+    Column("source_sequence", "VARCHAR(140)"),
+    Column("arrived_at", "TIMESTAMP"),
+)
+
+STAGING_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in STAGING_COLUMNS)
+
+SEQUENCE_DIGITS = 129      # Kinesis: SequenceNumber matches 0|([1-9]\d{0,128})
+SUBSEQUENCE_DIGITS = 10
+
+SIZE_CLASSES = ("Small", "Medium", "Large")
+
+
+def source_sequence(sequence_number: str, subsequence_number: int = 0) -> str:
+    """The sortable text of a delivery's place in the stream (see the module docstring)."""
+    if not sequence_number.isdigit() or len(sequence_number) > SEQUENCE_DIGITS:
+        raise ValueError(f"not a Kinesis sequence number: {sequence_number!r}")
+    if subsequence_number < 0 or subsequence_number >= 10**SUBSEQUENCE_DIGITS:
+        raise ValueError(f"sub-sequence number out of range: {subsequence_number!r}")
+    return f"{sequence_number.zfill(SEQUENCE_DIGITS)}:{subsequence_number:0{SUBSEQUENCE_DIGITS}d}"
