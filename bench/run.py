@@ -114,7 +114,7 @@ def stage_pipeline(config: stack.StackConfig, source: str, drain_timeout: float)
     after = (emulator.read(), runtime.read(), time.process_time())
     status = requests.get(f"{config.admin_url}/status", timeout=10).json()
     functions = {f["name"]: {k: f.get(k) for k in ("invocations", "errors", "cold_starts")} for f in status["functions"]}
-    shards = [s for m in status["event_source_mappings"] for s in m["shards"]]
+    shards = [s for m in status["consumers"] for s in m["shards"]]
     return {
         "ok": stats.ok,
         "events_sent": stats.events_sent, "lines_sent": stats.lines_sent, "requests": stats.requests,
@@ -141,7 +141,7 @@ def stage_reconcile(config: stack.StackConfig, info: stack.StackInfo, pipeline: 
         "reconciled": stored.total == Decimal(pipeline["source_total"]) and stored.invoices == pipeline["events_sent"]
                       and stored.lines == pipeline["lines_sent"],
         "quarantined": queue_depth(config, info.outputs["quarantine_queue_url"]),
-        "failed_batches": queue_depth(config, info.outputs["failures_queue_url"]),
+        "failed_batches": sum(queue_depth(config, url) for url in info.outputs["failures_queue_urls"].values()),
         "seconds": round(time.perf_counter() - started, 2),
     }
 
@@ -200,7 +200,7 @@ def deploy_baseline(config: stack.StackConfig, info: stack.StackInfo) -> dict[st
     while time.monotonic() < deadline:
         state = discover(config.admin_url)
         routes = {r["route_key"] for a in state["gateway"]["apis"] for r in a["routes"]}
-        if "POST /seed/rows" in routes and any(m["function"] == "seed-consumer" for m in state["event_source_mappings"]):
+        if "POST /seed/rows" in routes and any(m["name"] == "seed-consumer" for m in state["consumers"]):
             return names
         time.sleep(0.2)
     raise RuntimeError("the runtime did not pick up the baseline's route and mapping")

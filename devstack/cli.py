@@ -53,12 +53,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     emulator, runtime = state["emulator"], state["runtime"]
     print(f"emulator  {'up' if emulator['answering'] else 'down'}  {emulator['url']}  pid {emulator['pid'] or '-'}")
     print(f"runtime   {'up' if runtime['status'] else 'down'}  {runtime['admin_url']}  pid {runtime['pid'] or '-'}")
-    for mapping in (runtime["status"] or {}).get("event_source_mappings", []):
-        print(f"  {mapping.get('function')} ← {mapping.get('event_source_arn', '').rsplit('/', 1)[-1]}")
-        for shard in mapping.get("shards", []):
-            print(f"    {shard.get('shard_id')}: {shard.get('records_processed', 0):,} records, "
-                  f"{shard.get('batch_failures', 0)} failed batches, checkpoint {shard.get('checkpoint') or '-'}")
+    for line in describe_consumers((runtime["status"] or {}).get("consumers", [])):
+        print(line)
     return 0 if emulator["answering"] else 1
+
+
+def describe_consumers(consumers: list[dict]) -> list[str]:
+    """One line per stream consumer (its kind, name and stream), one per shard under it."""
+    lines = []
+    for consumer in consumers:
+        stream = (consumer.get("stream_arn") or "").rsplit("/", 1)[-1] or "?"
+        lines.append(f"  {consumer.get('kind')}  {consumer.get('name')} ← {stream}")
+        for shard in consumer.get("shards", []):
+            counts = ", ".join(f"{shard[key]:,} {label}" for key, label in _SHARD_COUNTS if key in shard)
+            lines.append(f"    {shard.get('shard_id')}: {counts}, checkpoint {shard.get('checkpoint') or '-'}"
+                         + (" (finished)" if shard.get("finished") else ""))
+    return lines
+
+
+# what a shard's status counts, per kind of consumer, in the order shown
+_SHARD_COUNTS = (
+    ("records_processed", "records"),
+    ("batch_failures", "failed batches"),
+    ("records_sent_to_destination", "sent to the on-failure destination"),
+)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -34,6 +34,14 @@ DEFAULT_STATE_DIR = ROOT / ".shopstream"
 DEFAULT_REGION = "eu-west-1"
 
 
+# What the local stack sets on top of infra/terraform's defaults, which are AWS's: short
+# buffering so a laptop sees results in seconds, and buckets that go with the stack.
+LOCAL_VARIABLES: dict[str, Any] = {
+    "archive_batching_window_seconds": 1,
+    "force_destroy_buckets": True,
+}
+
+
 class StackError(RuntimeError):
     pass
 
@@ -185,7 +193,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
         say("• terraform       apply infra/terraform to the emulator")
         started = time.monotonic()
         outputs = terraform.apply_to_emulator(
-            config.emulator_url, str(config.terraform_dir), variables={"region": config.region}, say=say
+            config.emulator_url, str(config.terraform_dir), variables={**LOCAL_VARIABLES, "region": config.region},
+            say=say
         )
         terraform_s = round(time.monotonic() - started, 1)
         say(f"• local runtime   functions, event source mappings, gateway on {config.api_url}")
@@ -237,10 +246,10 @@ def _wait_for_discovery(config: StackConfig, deadline: float) -> None:
             missing = str(exc)
         else:
             routes = [route for api in state["gateway"]["apis"] for route in api.get("routes", [])]
-            mappings = state["event_source_mappings"]
-            if routes and mappings:
+            consumers = [c for c in state["consumers"] if c.get("shards")]
+            if routes and consumers:
                 return
-            missing = f"{len(routes)} routes, {len(mappings)} event source mappings"
+            missing = f"{len(routes)} routes, {len(consumers)} stream consumers polling"
         time.sleep(0.2)
     raise StackError(f"the local runtime has not found the deployed resources ({missing}); see {config.log_dir / 'runtime.log'}")
 

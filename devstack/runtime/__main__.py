@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from devstack.runtime.kinesis import PollerSettings
+from devstack.runtime.shards import PollerSettings
 from devstack.runtime.runtime import (
     DEFAULT_ADMIN_PORT, DEFAULT_EMULATOR_URL, DEFAULT_GATEWAY_PORT, REPO_ROOT, LocalRuntime, RuntimeConfig,
     default_region,

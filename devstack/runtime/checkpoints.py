@@ -1,7 +1,8 @@
 """Kinesis checkpoints that survive a restart of the runtime (SQLite under the state dir).
 
-One row per (event source mapping UUID, shard id): the position after which the next
-record is read. ``kind`` is ``AFTER_SEQUENCE_NUMBER`` (``value`` = the last sequence
+One row per (consumer, shard id) — a consumer is an event source mapping (its UUID) or a
+Firehose delivery stream (``firehose:<name>``), each with its own position in each
+shard: the position after which the next record is read. ``kind`` is ``AFTER_SEQUENCE_NUMBER`` (``value`` = the last sequence
 number fully handled: processed, or sent to the on-failure destination),
 ``AT_TIMESTAMP`` (``value`` = epoch seconds; the anchor of a ``LATEST`` mapping that has
 not processed a record yet, so a restart does not skip what arrived meanwhile) or
@@ -59,24 +60,24 @@ class CheckpointStore:
             self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS kinesis_checkpoints ("
-            " esm_uuid TEXT NOT NULL, shard_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
-            " updated_at REAL NOT NULL, PRIMARY KEY (esm_uuid, shard_id))"
+            "CREATE TABLE IF NOT EXISTS shard_checkpoints ("
+            " consumer_id TEXT NOT NULL, shard_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,"
+            " updated_at REAL NOT NULL, PRIMARY KEY (consumer_id, shard_id))"
         )
 
-    def get(self, esm_uuid: str, shard_id: str) -> Checkpoint | None:
+    def get(self, consumer_id: str, shard_id: str) -> Checkpoint | None:
         with self._lock:
-            row = self._db.execute("SELECT kind, value FROM kinesis_checkpoints WHERE esm_uuid=? AND shard_id=?",
-                                   (esm_uuid, shard_id)).fetchone()
+            row = self._db.execute("SELECT kind, value FROM shard_checkpoints WHERE consumer_id=? AND shard_id=?",
+                                   (consumer_id, shard_id)).fetchone()
         return Checkpoint(row[0], row[1]) if row else None
 
-    def put(self, esm_uuid: str, shard_id: str, checkpoint: Checkpoint) -> None:
+    def put(self, consumer_id: str, shard_id: str, checkpoint: Checkpoint) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO kinesis_checkpoints (esm_uuid, shard_id, kind, value, updated_at) VALUES (?,?,?,?,?)"
-                " ON CONFLICT(esm_uuid, shard_id) DO UPDATE SET kind=excluded.kind, value=excluded.value,"
+                "INSERT INTO shard_checkpoints (consumer_id, shard_id, kind, value, updated_at) VALUES (?,?,?,?,?)"
+                " ON CONFLICT(consumer_id, shard_id) DO UPDATE SET kind=excluded.kind, value=excluded.value,"
                 " updated_at=excluded.updated_at",
-                (esm_uuid, shard_id, checkpoint.kind, checkpoint.value, time.time()))
+                (consumer_id, shard_id, checkpoint.kind, checkpoint.value, time.time()))
 
     def close(self) -> None:
         with self._lock:

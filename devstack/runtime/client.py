@@ -6,8 +6,9 @@
     client.wait_until_drained("http://127.0.0.1:4599", since=t, timeout=120)
 
 Drained means: the runtime completed a discovery that started after ``since`` (so every
-mapping that existed then is known), and every shard of every polled mapping either is
-finished (closed and read to its end) or has nothing buffered or in flight and a
+consumer that existed then is known), and every shard of every stream consumer (event
+source mappings, Firehose deliveries, whatever their kind) either is finished (closed
+and read to its end) or has nothing buffered or in flight and a
 ``last_empty_poll_started_at`` later than ``since`` — a GetRecords that began after the
 writer finished came back empty, so everything written before ``since`` was handled.
 """
@@ -66,13 +67,13 @@ def discover(admin_url: str, timeout: float = 30.0) -> dict:
 
 
 def lagging_shards(state: dict, since: float) -> list[dict]:
-    """The shards (and mappings without shards) that have not drained past ``since``."""
+    """The shards (and consumers without shards) that have not drained past ``since``."""
     behind: list[dict] = []
-    for esm in state.get("event_source_mappings", []):
-        shards = esm.get("shards") or []
+    for consumer in state.get("consumers", []):
+        who = {"kind": consumer.get("kind"), "consumer": consumer.get("id"), "name": consumer.get("name")}
+        shards = consumer.get("shards") or []
         if not shards:
-            behind.append({"esm": esm.get("uuid"), "function": esm.get("function"), "shard_id": None,
-                           "reason": "no shards polled yet"})
+            behind.append({**who, "shard_id": None, "reason": "no shards polled yet"})
         for shard in shards:
             if shard.get("finished"):
                 continue
@@ -87,9 +88,7 @@ def lagging_shards(state: dict, since: float) -> list[dict]:
             elif last <= since:
                 reasons.append(f"last empty poll {since - last:.2f}s before the writes finished")
             if reasons:
-                behind.append({"esm": esm.get("uuid"), "function": esm.get("function"),
-                               "shard_id": shard.get("shard_id"), "checkpoint": shard.get("checkpoint"),
-                               "records_processed": shard.get("records_processed"),
+                behind.append({**who, "shard_id": shard.get("shard_id"), "checkpoint": shard.get("checkpoint"),
                                "last_error": shard.get("last_error"), "reason": ", ".join(reasons)})
     return behind
 
@@ -97,9 +96,9 @@ def lagging_shards(state: dict, since: float) -> list[dict]:
 def describe_lagging(lagging: list[dict]) -> str:
     lines = []
     for item in lagging:
-        line = f"esm={item['esm']} function={item['function']} shard={item['shard_id']}: {item['reason']}"
+        line = f"{item['kind']} {item['name']} ({item['consumer']}) shard={item['shard_id']}: {item['reason']}"
         if item.get("checkpoint") is not None:
-            line += f" (checkpoint {item['checkpoint']}, {item.get('records_processed', 0)} records processed)"
+            line += f" (checkpoint {item['checkpoint']})"
         if item.get("last_error"):
             line += f" last error: {item['last_error']}"
         lines.append(line)
@@ -126,7 +125,7 @@ def wait_until_drained(admin_url: str, since: float, timeout: float = 60.0,
         completed = discovery.get("last_completed_started_at")
         lagging = lagging_shards(state, since)
         if completed is None or completed <= since:
-            lagging = [{"esm": None, "function": None, "shard_id": None,
+            lagging = [{"kind": "runtime", "consumer": None, "name": "discovery", "shard_id": None,
                         "reason": f"no discovery since the writes finished (last error: {discovery.get('last_error')})"}
                        ] + lagging
         if progress is not None:

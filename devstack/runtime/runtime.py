@@ -1,4 +1,4 @@
-"""The local runtime as one object: discovery loop, workers, Kinesis pollers, HTTP servers.
+"""The local runtime as one object: discovery loop, workers, stream consumers, HTTP servers.
 
     rt = LocalRuntime(emulator_url="http://127.0.0.1:4566", state_dir=".shopstream",
                       code_root=".", gateway_port=8080, admin_port=4599).start()
@@ -7,9 +7,10 @@
     rt.stop()     # pollers finish their in-flight batch, workers exit, servers close
 
 Every ``discovery_interval`` seconds (2 s) the emulator is read again
-(:mod:`.discovery`): new or changed functions get fresh workers, mappings are started,
-re-configured (from each shard's next batch), or stopped when disabled or deleted, new
-shards get pollers, and the gateway's route table is replaced. If the emulator does not
+(:mod:`.discovery`): new or changed functions get fresh workers; stream consumers — each
+event source mapping (:mod:`.esm`) — are started, re-configured (from each shard's next
+batch), or stopped when disabled or deleted; new shards get pollers; and the gateway's
+route table is replaced. If the emulator does not
 answer, the last known state keeps running and the error is reported in ``status()``.
 
 State lives under ``<state_dir>/runtime/`` (or ``<state_dir>`` itself when it is already
@@ -30,7 +31,8 @@ from typing import Any, Mapping
 from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.discovery import ClientFactory, discover
 from devstack.runtime.gateway import GatewayApp, RouteTable
-from devstack.runtime.kinesis import BotoDestinationSender, BotoShardReader, EsmRunner, PollerSettings
+from devstack.runtime.esm import BotoDestinationSender, EsmRunner
+from devstack.runtime.shards import BotoShardReader, PollerSettings, StreamConsumer
 from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec
 from devstack.runtime.workers import Invoker
 
@@ -79,8 +81,9 @@ class LocalRuntime:
         self.gateway = GatewayApp(self.invoker)
         self.store: CheckpointStore | None = None
         self.sender = BotoDestinationSender(self.clients)
-        self.runners: dict[str, EsmRunner] = {}
-        self._stopping_runners: dict[str, EsmRunner] = {}
+        # stream consumers by consumer id (an event source mapping's UUID, …)
+        self.consumers: dict[str, StreamConsumer] = {}
+        self._stopping: dict[str, StreamConsumer] = {}
         self._discovery_lock = threading.Lock()
         self._stop = threading.Event()
         self._discovery_thread: threading.Thread | None = None
@@ -120,18 +123,17 @@ class LocalRuntime:
         if self._discovery_thread is not None:
             self._discovery_thread.join(timeout=15)
         with self._discovery_lock:
-            runners = list(self.runners.values()) + list(self._stopping_runners.values())
-            self.runners.clear()
-            self._stopping_runners.clear()
-        for runner in runners:
-            runner.stop()
+            consumers = list(self.consumers.values()) + list(self._stopping.values())
+            self.consumers.clear()
+            self._stopping.clear()
+        for consumer in consumers:
+            consumer.stop()
         timeout = self.config.stop_timeout
         if timeout is None:
-            specs = [self.invoker.spec(r.esm.function_arn) for r in runners]
-            timeout = max([s.timeout for s in specs if s is not None] + [0]) + 5.0
+            timeout = max([self._work_timeout(c) for c in consumers] + [0]) + 5.0
         deadline = time.monotonic() + timeout
-        for runner in runners:
-            runner.join(max(0.0, deadline - time.monotonic()))
+        for consumer in consumers:
+            consumer.join(max(0.0, deadline - time.monotonic()))
         self._stop_servers()
         self.gateway.close()
         self.invoker.close()
@@ -270,7 +272,7 @@ class LocalRuntime:
         if self.store is None:
             return
         for uuid, spec in found.mappings.items():
-            runner = self.runners.get(uuid)
+            runner = self.consumers.get(uuid)
             reason = None
             if not spec.enabled:
                 reason = "disabled"
@@ -281,29 +283,37 @@ class LocalRuntime:
             if reason is not None:
                 if runner is not None and reason != "stream not readable":
                     log.info("event source mapping stopped (%s) esm=%s", reason, uuid)
-                    self._retire_runner(uuid)
+                    self._retire(uuid)
                 elif runner is None:
                     self._log_once(("esm-inactive", uuid, reason),
                                    "event source mapping not polled (%s) esm=%s stream=%s", reason, uuid,
                                    spec.event_source_arn)
                 continue
             if runner is None:
-                runner = self._new_runner(spec)
-            elif runner.esm.fingerprint() != spec.fingerprint():
+                runner = self._new_esm_runner(spec)
+            elif isinstance(runner, EsmRunner) and runner.esm.fingerprint() != spec.fingerprint():
                 log.info("event source mapping changed; applies from the next batch esm=%s %s", uuid,
                          _describe(spec))
                 runner.update(spec)
             runner.sync_shards(found.shards.get(spec.event_source_arn, ()),
                                found.retention_seconds.get(spec.event_source_arn))
-        for uuid in [u for u in self.runners if u not in found.mappings]:
+        for uuid in [u for u, c in self.consumers.items() if isinstance(c, EsmRunner) and u not in found.mappings]:
             log.info("event source mapping deleted; stopping its pollers esm=%s", uuid)
-            self._retire_runner(uuid)
+            self._retire(uuid)
 
-    def _new_runner(self, spec: EsmSpec) -> EsmRunner:
-        previous = self._stopping_runners.pop(spec.uuid, None)
-        if previous is not None:  # never two pollers on one shard for one mapping
-            fspec = self.invoker.spec(spec.function_arn)
-            previous.join(timeout=(fspec.timeout if fspec else 3) + 5)
+    def _work_timeout(self, consumer: StreamConsumer) -> float:
+        """How long the work a consumer has in hand may take (its function's timeout)."""
+        spec = self.invoker.spec(getattr(consumer, "function_arn", ""))
+        return float(spec.timeout) if spec is not None else 3.0
+
+    def _await_retired(self, consumer_id: str) -> None:
+        """Never two pollers on one shard for one consumer: a retired one must have stopped."""
+        previous = self._stopping.pop(consumer_id, None)
+        if previous is not None:
+            previous.join(timeout=self._work_timeout(previous) + 5)
+
+    def _new_esm_runner(self, spec: EsmSpec) -> EsmRunner:
+        self._await_retired(spec.uuid)
         log.info("event source mapping discovered esm=%s %s", spec.uuid, _describe(spec))
         function = spec.function_arn
 
@@ -314,14 +324,14 @@ class LocalRuntime:
         runner = EsmRunner(spec, reader=BotoShardReader(self.clients.new("kinesis", spec.region), spec.event_source_arn),
                            invoker=self.invoker, sender=self.sender, store=self.store, role_arn=role,
                            settings=self.config.poller)
-        self.runners[spec.uuid] = runner
+        self.consumers[spec.uuid] = runner
         return runner
 
-    def _retire_runner(self, uuid: str) -> None:
-        runner = self.runners.pop(uuid, None)
-        if runner is not None:
-            runner.stop()
-            self._stopping_runners[uuid] = runner
+    def _retire(self, consumer_id: str) -> None:
+        consumer = self.consumers.pop(consumer_id, None)
+        if consumer is not None:
+            consumer.stop()
+            self._stopping[consumer_id] = consumer
 
     def _log_once(self, key, message, *args) -> None:
         if key not in self._logged:
@@ -330,7 +340,7 @@ class LocalRuntime:
 
     # -- status --------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        runners = list(self.runners.values())
+        consumers = list(self.consumers.values())
         return {
             "time": time.time(),
             "runtime": {
@@ -341,7 +351,8 @@ class LocalRuntime:
             },
             "discovery": dict(self.discovery_state),
             "functions": self.invoker.status(),
-            "event_source_mappings": [r.status() for r in sorted(runners, key=lambda r: r.esm.uuid)],
+            # every stream consumer, with its kind (event-source-mapping, …) and its shards
+            "consumers": [c.status() for c in sorted(consumers, key=lambda c: (c.kind, c.name, c.consumer_id))],
             "gateway": dict(self.gateway.status(), url=self.gateway_url),
         }
 

@@ -64,7 +64,7 @@ def test_the_sample_arrives_whole_and_a_replay_changes_nothing(running):
     assert (stored.invoices, stored.lines) == (418, 7419)
     assert stored.total == Decimal(stats.source_total) == Decimal("150463.30")
     assert queue_depth(config, info.outputs["quarantine_queue_url"]) == 0
-    assert queue_depth(config, info.outputs["failures_queue_url"]) == 0
+    assert all(queue_depth(config, url) == 0 for url in info.outputs["failures_queue_urls"].values())
     # AND every invoice comes back through the API with the source's lines and total
     verification = verify_through_api(config.api_url, str(SAMPLE), progress=False)
     assert verification.checked == 418 and verification.ok, (verification.missing, verification.mismatched)
@@ -172,3 +172,21 @@ def test_localstack_clients_reach_what_terraform_deployed(running):
     assert [k["AttributeName"] for k in table["KeySchema"]] == ["invoice_no", "part"]
     functions = {f["FunctionName"] for f in session.client("lambda").list_functions()["Functions"]}
     assert set(info.outputs["function_names"].values()) <= functions
+
+
+def test_shopstream_status_names_every_stream_consumer_with_its_kind_and_stream(running, capsys):
+    from devstack import cli
+
+    config, info = running
+    replay_and_drain(config)
+    # WHEN a user asks for the status of the running stack
+    code = cli.main(["--state-dir", str(config.state_dir), "--emulator-port", str(config.emulator_port),
+                     "--gateway-port", str(config.gateway_port), "--admin-port", str(config.admin_port), "status"])
+    out = capsys.readouterr().out
+    # THEN each consumer is listed with its kind, function and stream, and its shards with counts
+    assert code == 0, out
+    stream = info.outputs["stream_name"]
+    assert f"event-source-mapping  {info.outputs['function_names']['invoice-writer']} ← {stream}" in out
+    shard_lines = [line for line in out.splitlines() if line.strip().startswith("shardId-")]
+    assert len(shard_lines) >= 2 and all("records" in line and "checkpoint" in line for line in shard_lines)
+    assert sum(int(line.split(": ", 1)[1].split(" records")[0].replace(",", "")) for line in shard_lines) > 0

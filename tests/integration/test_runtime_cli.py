@@ -101,7 +101,7 @@ def test_the_runtime_rides_out_an_emulator_restart(start_runtime, tmp_path):
         # THEN the runtime picks up the new mapping and consumes it
         client.wait_until_drained(runtime.admin_url, since=written, timeout=30)
         assert [b["data"] for b in read_jsonl(received)] == [["before"], ["after"]]
-        assert len(runtime.status()["event_source_mappings"]) == 1
+        assert len(runtime.status()["consumers"]) == 1
     finally:
         runtime.stop()
         second.stop()

@@ -130,6 +130,6 @@ def test_admin_health_and_status_shape(start_runtime):
     runtime = start_runtime()
     assert client.health(runtime.admin_url)
     status = client.status(runtime.admin_url)
-    assert set(status) >= {"runtime", "discovery", "functions", "event_source_mappings", "gateway"}
+    assert set(status) >= {"runtime", "discovery", "functions", "consumers", "gateway"}
     assert status["discovery"]["count"] >= 1 and status["discovery"]["last_error"] is None
     assert status["runtime"]["gateway_url"] == runtime.gateway_url

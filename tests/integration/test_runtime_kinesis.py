@@ -34,7 +34,7 @@ def test_records_on_two_shards_arrive_exactly_once_and_in_shard_order(aws, start
         assert len(batch["data"]) <= 7
         seen[batch["shard"]].extend(batch["data"])
     assert dict(seen) == dict(expected)
-    [mapping] = final["event_source_mappings"]
+    [mapping] = final["consumers"]
     assert sum(s["records_processed"] for s in mapping["shards"]) == 40
     assert {s["shard_id"] for s in mapping["shards"]} == set(expected)
     assert all(s["last_empty_poll_started_at"] > written for s in mapping["shards"])
@@ -63,7 +63,7 @@ def test_a_partial_batch_failure_retries_from_the_failed_record_then_reports_it_
     assert info["shardId"] == puts[0]["ShardId"]
     assert (info["startSequenceNumber"], info["endSequenceNumber"]) == (puts[2]["SequenceNumber"], puts[4]["SequenceNumber"])
     assert info["batchSize"] == 3 and info["streamArn"] == stream
-    [shard] = final["event_source_mappings"][0]["shards"]
+    [shard] = final["consumers"][0]["shards"]
     assert (shard["records_processed"], shard["records_sent_to_destination"]) == (2, 3)
     assert shard["checkpoint"] == puts[4]["SequenceNumber"]
     # and each record carried Lambda's Kinesis event fields
@@ -122,7 +122,7 @@ def test_wait_until_drained_names_the_shard_that_is_behind(aws, start_runtime, t
     [put] = aws.put(stream, [("k", "slow")])
     written = time.time()
     runtime = start_runtime()
-    wait_for(lambda: any(s["in_flight"] for m in runtime.status()["event_source_mappings"] for s in m["shards"]),
+    wait_for(lambda: any(s["in_flight"] for m in runtime.status()["consumers"] for s in m["shards"]),
              message="the batch to be in flight")
     # WHEN a caller waits with a deadline shorter than the batch
     with pytest.raises(client.NotDrained) as caught:
@@ -142,7 +142,7 @@ def test_a_mapping_created_while_running_is_discovered_and_a_disabled_one_stops(
     aws.put(stream, [("k", "x")])
     wait_for(lambda: read_jsonl(received), message="the record to be consumed")
     aws.lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
-    wait_for(lambda: not runtime.status()["event_source_mappings"], message="the mapping to stop")
+    wait_for(lambda: not runtime.status()["consumers"], message="the mapping to stop")
     aws.put(stream, [("k", "y")])
     time.sleep(1.0)  # several poll intervals: a stopped mapping must not read "y"
     assert [b["data"] for b in read_jsonl(received)] == [["x"]]
@@ -184,6 +184,6 @@ def test_after_resharding_the_parent_is_finished_then_the_children_are_read(aws,
     # THEN every record was processed once and the parent shard is finished
     data = sorted(d for batch in read_jsonl(received) for d in batch["data"])
     assert data == sorted([f"old-{i}" for i in range(5)] + [f"new-{i}" for i in range(20)])
-    shards = {s["shard_id"]: s for s in final["event_source_mappings"][0]["shards"]}
+    shards = {s["shard_id"]: s for s in final["consumers"][0]["shards"]}
     assert shards[parent]["finished"] and len(shards) == 3
     assert all(s["parent_shard_id"] == parent for sid, s in shards.items() if sid != parent)

@@ -77,7 +77,7 @@ def test_the_sample_flows_through_the_real_handlers(aws, start_runtime, invoices
         assert history.status_code == 200 and history.json()["invoices"]
         missing = http.get(f"{runtime.gateway_url}/invoices/does-not-exist", timeout=30)
         assert missing.status_code == 404
-    [mapping] = final["event_source_mappings"]
+    [mapping] = final["consumers"]
     assert sum(s["records_processed"] for s in mapping["shards"]) > 0
     assert all(s["batch_failures"] == 0 and s["records_sent_to_destination"] == 0 for s in mapping["shards"])
     for url in (quarantine_url, failures_url):

@@ -1,4 +1,5 @@
-"""The Kinesis event source mapping state machine, against an in-memory stream and invoker."""
+"""The Kinesis event source mapping state machine (on the shard seam), against an in-memory
+stream and invoker."""
 from __future__ import annotations
 
 import base64
@@ -8,8 +9,9 @@ import threading
 import pytest
 
 from devstack.runtime.checkpoints import Checkpoint, CheckpointStore
-from devstack.runtime.kinesis import (
-    FINISHED, IDLE, INVOKED, STOPPED, WAITING, KinesisRecord, PollerSettings, RecordsPage, ShardConsumer,
+from devstack.runtime.esm import EsmShardProcessor
+from devstack.runtime.shards import (
+    FINISHED, IDLE, INVOKED, STOPPED, WAITING, PollerSettings, RecordsPage, StreamRecord,
 )
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, EsmSpec
 from devstack.runtime.workers import InvokeResult, function_error, service_error
@@ -23,15 +25,15 @@ NOW = 1_700_000_000.0
 FAST = PollerSettings(idle_delay=0, retry_base_delay=0, retry_max_delay=0, error_base_delay=0, error_max_delay=0)
 
 
-def records(n: int, *, start: int = 1, arrival: float = NOW - 5, size: int | None = None) -> list[KinesisRecord]:
-    return [KinesisRecord(str(i), f"pk{i}", (f"r{i}".encode() if size is None else bytes(size)), arrival + i / 1000)
+def records(n: int, *, start: int = 1, arrival: float = NOW - 5, size: int | None = None) -> list[StreamRecord]:
+    return [StreamRecord(str(i), f"pk{i}", (f"r{i}".encode() if size is None else bytes(size)), arrival + i / 1000)
             for i in range(start, start + n)]
 
 
 class FakeReader:
     """A shard as a list; iterators are positions."""
 
-    def __init__(self, shard_records: list[KinesisRecord], closed: bool = False) -> None:
+    def __init__(self, shard_records: list[StreamRecord], closed: bool = False) -> None:
         self.records = shard_records
         self.closed = closed
         self.iterator_requests: list[tuple[str, object]] = []
@@ -50,7 +52,7 @@ class FakeReader:
 
     def get_records(self, iterator, limit):
         index = int(iterator)
-        page = [KinesisRecord(r.sequence_number, r.partition_key, r.data, r.arrival)
+        page = [StreamRecord(r.sequence_number, r.partition_key, r.data, r.arrival)
                 for r in self.records[index:index + limit]]
         end = index + len(page)
         next_iterator = None if self.closed and end >= len(self.records) and not page else str(end)
@@ -123,17 +125,17 @@ def store(tmp_path):
     s.close()
 
 
-def consumer_for(spec, reader, invoker, store, sender=None, **kw) -> ShardConsumer:
+def consumer_for(spec, reader, invoker, store, sender=None, **kw) -> EsmShardProcessor:
     kw.setdefault("settings", FAST)
     kw.setdefault("clock", lambda: NOW)
-    return ShardConsumer(spec, SHARD, reader=reader, invoker=invoker, sender=sender or FakeSender(), store=store,
+    return EsmShardProcessor(spec, SHARD, reader=reader, invoker=invoker, sender=sender or FakeSender(), store=store,
                          role_arn=ROLE_ARN, **kw)
 
 
-def run_until_idle(consumer: ShardConsumer, max_steps: int = 100) -> None:
+def run_until_idle(consumer: EsmShardProcessor, max_steps: int = 100) -> None:
     for _ in range(max_steps):
         outcome = consumer.step()
-        if outcome in (IDLE, FINISHED, STOPPED) and not consumer.buffer:
+        if outcome in (IDLE, FINISHED, STOPPED) and not consumer.tail.buffer:
             return
     raise AssertionError("the consumer did not become idle")
 
@@ -171,10 +173,10 @@ def test_an_empty_poll_with_nothing_pending_marks_the_shard_drained(store):
     reader, invoker = FakeReader(records(2)), FakeInvoker()
     consumer = consumer_for(esm(), reader, invoker, store, clock=lambda: clock["now"])
     assert consumer.step() == INVOKED
-    assert consumer.stats.last_empty_poll_started_at is None  # that poll returned records
+    assert consumer.tail.stats.last_empty_poll_started_at is None  # that poll returned records
     clock["now"] = NOW + 1
     assert consumer.step() == IDLE
-    assert consumer.stats.last_empty_poll_started_at == NOW + 1
+    assert consumer.tail.stats.last_empty_poll_started_at == NOW + 1
 
 
 # -- partial batch responses ------------------------------------------------------------------
@@ -395,7 +397,7 @@ def test_stopping_during_a_retry_leaves_the_checkpoint_before_the_failing_batch(
     reader, invoker = FakeReader(records(3)), FakeInvoker(behaviour)
     consumer = consumer_for(esm(maximum_retry_attempts=-1), reader, invoker, store, stop_event=stop)
     assert consumer.step() == STOPPED
-    assert store.get("esm-1", SHARD) is None and not consumer.buffer and len(invoker.calls) == 1
+    assert store.get("esm-1", SHARD) is None and not consumer.tail.buffer and len(invoker.calls) == 1
 
 
 # -- batching window and size ------------------------------------------------------------------
@@ -471,7 +473,7 @@ def test_a_closed_shard_is_finished_once_read_to_its_end(store):
     reader, invoker = FakeReader(records(2), closed=True), FakeInvoker()
     consumer = consumer_for(esm(), reader, invoker, store)
     run_until_idle(consumer)
-    assert consumer.stats.finished
+    assert consumer.tail.stats.finished
     assert store.get("esm-1", SHARD) == Checkpoint.shard_end()
     assert consumer.step() == FINISHED
 
@@ -480,15 +482,15 @@ def test_a_shard_listed_as_closed_is_finished_after_its_last_record_even_if_read
     # moto keeps returning an iterator at the end of a closed shard; ListShards gives its end
     reader, invoker = FakeReader(records(3), closed=False), FakeInvoker()
     consumer = consumer_for(esm(), reader, invoker, store)
-    consumer.ending_sequence_number = "3"
+    consumer.tail.ending_sequence_number = "3"
     run_until_idle(consumer)
-    assert consumer.stats.finished and invoker.calls == [["r1", "r2", "r3"]]
+    assert consumer.tail.stats.finished and invoker.calls == [["r1", "r2", "r3"]]
     assert store.get("esm-1", SHARD) == Checkpoint.shard_end()
 
 
 def test_a_closed_shard_is_not_finished_before_its_last_record(store):
     reader, invoker = FakeReader(records(3), closed=False), FakeInvoker()
     consumer = consumer_for(esm(), reader, invoker, store)
-    consumer.ending_sequence_number = "5"  # records 4-5 not visible yet: keep polling
+    consumer.tail.ending_sequence_number = "5"  # records 4-5 not visible yet: keep polling
     run_until_idle(consumer)
-    assert not consumer.stats.finished
+    assert not consumer.tail.stats.finished
