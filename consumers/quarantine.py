@@ -9,7 +9,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.errors import ConfigurationError, TransientError
+from pipeline.aws_errors import translate
+from pipeline.errors import ShopstreamError, TransientError
 
 # An SQS message holds 256 KiB; the raw item travels inline below this size, otherwise
 # its digest and its place in the stream (retention: 24 h) identify it.
@@ -29,10 +30,7 @@ class SqsQuarantine:
             message["data_sha256"] = hashlib.sha256(data).hexdigest()
         try:
             self._sqs.send_message(QueueUrl=self._queue_url, MessageBody=json.dumps(message, ensure_ascii=False))
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-                raise ConfigurationError(f"quarantine queue {self._queue_url} does not exist") from exc
-            raise TransientError(f"could not quarantine an item: {code or exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"could not quarantine an item: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            error = translate(exc, f"SendMessage to the quarantine queue {self._queue_url}")
+            # a refusal the queue gives for this one message must not lose it: retry it
+            raise (error if isinstance(error, ShopstreamError) else TransientError(str(error))) from exc

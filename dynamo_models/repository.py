@@ -10,7 +10,6 @@ import base64
 import binascii
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,6 +19,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
 from pipeline.errors import BadRequest, ConfigurationError, TransientError
+from pipeline.retry import backoff_delay
 from pipeline.events import SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,7 @@ class InvoiceRepository:
         raise TransientError(f"{len(pending)} items still unprocessed by {table} after {self.max_attempts} attempts")
 
     def _backoff(self, attempt: int) -> None:
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        self._sleep(random.uniform(ceiling / 2, ceiling))  # jittered exponential backoff
+        self._sleep(backoff_delay(attempt, self.base_delay, self.max_delay))
 
     # -- reads --
     def get_invoice(self, invoice_no: str) -> StoredInvoice | None:

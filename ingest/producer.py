@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -20,16 +19,17 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline.codec import DEFAULT_AGGREGATE_BYTES, PackedRecord, aggregate
-from pipeline.errors import ConfigurationError, TransientError
+from pipeline.aws_errors import translate
+from pipeline.errors import TransientError
 from pipeline.events import InvoiceEvent
 from pipeline.partitioning import ShardMap
+from pipeline.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 
 MAX_RECORDS_PER_CALL = 500
 MAX_BYTES_PER_CALL = 5 * 1024 * 1024
 SHARD_MAP_TTL_SECONDS = 60.0
-_THROTTLED = {"ProvisionedThroughputExceededException", "ThrottlingException", "LimitExceededException", "InternalFailure", "ServiceUnavailable"}
 
 
 @dataclass
@@ -142,16 +142,8 @@ class KinesisProducer:
     def _call(self, operation: str, method: Callable[..., dict], **kwargs: Any) -> dict:
         try:
             return method(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
-                raise ConfigurationError(f"Kinesis stream {self.stream_name!r} does not exist") from exc
-            if code in _THROTTLED or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
-                raise TransientError(f"{operation} throttled or failed: {code}") from exc
-            raise
-        except BotoCoreError as exc:  # connection errors, timeouts
-            raise TransientError(f"{operation} failed: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, f"{operation} on Kinesis stream {self.stream_name!r}") from exc
 
     def _backoff(self, attempt: int) -> None:
-        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        self._sleep(random.uniform(ceiling / 2, ceiling))
+        self._sleep(backoff_delay(attempt, self.base_delay, self.max_delay))
