@@ -1,13 +1,21 @@
-"""Build the Lambda zips infra/terraform deploys: one per function, and the dependency layer.
+"""Build the Lambda zips infra/terraform deploys: one per function, and the dependency layers.
 
     python infra/build_lambdas.py [--out build/lambda] [--runtime python3.12] [--functions-only]
 
-* ``ingest.zip``, ``invoice-writer.zip``, ``query-api.zip``: the ``*.py`` files of the
-  packages each function imports (see :data:`FUNCTIONS`), nothing else.
-* ``layer.zip``: requirements-lambda.txt installed by pip for the Lambda platform
-  (manylinux2014_x86_64, CPython of the runtime's version, wheels only) under ``python/``.
-  It is rebuilt only when requirements-lambda.txt or the runtime change: the hash of
-  what it was built from is kept beside it in ``layer.zip.sha256``.
+* One zip per function (:data:`FUNCTIONS`), holding exactly the project modules its
+  handler imports, followed transitively through the source (``import`` and ``from …
+  import`` anywhere in a module, relative imports included), each with its packages'
+  ``__init__.py``, plus declared package data (:data:`PACKAGE_DATA`). Nothing else: the
+  ingest function carries no database code, and no function carries local-mode code
+  (``devstack``, ``tests``, ``scripts``, ``bench``: importing one is a build error).
+* One zip per dependency layer (:data:`LAYERS`): a requirements file installed by pip for
+  the Lambda platform (x86_64 manylinux wheels the runtime's glibc can load, CPython of
+  the runtime's version, wheels only) under ``python/``. A function gets only the layers whose packages it imports
+  (:func:`function_layers`), so pyarrow, the largest by far, is in the archive writer's
+  layers and nobody else's. A third-party import that neither the Lambda runtime
+  (boto3, botocore …) nor a layer provides is a build error. A layer is rebuilt only
+  when its requirements or the runtime change: the hash of what it was built from is
+  kept beside it in ``<layer>.sha256``.
 
 Zips are reproducible (sorted entries, fixed timestamps and permissions), so Terraform's
 ``source_code_hash`` changes only when the code does.
@@ -15,6 +23,8 @@ Zips are reproducible (sorted entries, fixed timestamps and permissions), so Ter
 from __future__ import annotations
 
 import argparse
+import ast
+import fnmatch
 import hashlib
 import os
 import re
@@ -23,21 +33,59 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "build" / "lambda"
-REQUIREMENTS = ROOT / "requirements-lambda.txt"
 DEFAULT_RUNTIME = "python3.12"  # infra/terraform: var.lambda_runtime
-PLATFORM = "manylinux2014_x86_64"  # infra/terraform: architectures = ["x86_64"]
+ARCHITECTURE = "x86_64"  # infra/terraform: architectures = ["x86_64"]
 
-# Function key (infra/terraform local.functions, pipeline.settings.FUNCTION_ENV) ->
-# (zip name, package directories it contains).
-FUNCTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "ingest": ("ingest.zip", ("pipeline", "ingest")),
-    "invoice-writer": ("invoice-writer.zip", ("pipeline", "dynamo_models", "consumers")),
-    "query-api": ("query-api.zip", ("pipeline", "dynamo_models", "query_api")),
+
+# NamedTuples, not dataclasses: devstack/terraform.py and the tests load this file by path,
+# without registering it in sys.modules, which dataclasses need.
+class Function(NamedTuple):
+    zip: str
+    handler_module: str  # infra/terraform: handler = "<handler_module>.lambda_handler"
+
+
+class Layer(NamedTuple):
+    zip: str
+    requirements: str          # file at the repository root
+    provides: frozenset[str]   # top-level import names it puts on the path
+    exclude: tuple[str, ...] = ()  # fnmatch patterns (relative to python/) left out of the zip
+
+
+# Function key (infra/terraform local.functions, pipeline.settings.FUNCTION_ENV) -> its zip and handler.
+FUNCTIONS: dict[str, Function] = {
+    "ingest": Function("ingest.zip", "ingest.handler"),
+    "invoice-writer": Function("invoice-writer.zip", "consumers.invoices.handler"),
+    "query-api": Function("query-api.zip", "query_api.handler"),
+    "archive-writer": Function("archive-writer.zip", "consumers.archive.handler"),
 }
-LAYER_ZIP = "layer.zip"
+
+# Layer key (infra/terraform local.layers) -> its zip, requirements and what it provides.
+LAYERS: dict[str, Layer] = {
+    "deps": Layer("layer.zip", "requirements-lambda.txt",
+                  frozenset({"aws_kinesis_agg", "six", "google", "pynamodb", "aws_lambda_powertools"})),
+    # pyarrow unpacks to 166 MB, most of it parts the archive never loads; without them the
+    # zip stays under Lambda's 50 MB upload limit and both layers far under 250 MB unpacked
+    # (tests/unit/test_build_lambdas.py writes and reads Parquet with what is left).
+    "arrow": Layer("arrow-layer.zip", "requirements-lambda-arrow.txt", frozenset({"pyarrow"}), exclude=(
+        "pyarrow/include/*", "pyarrow/src/*", "pyarrow/tests/*", "pyarrow/*.pxd", "pyarrow/*.pyx",
+        "pyarrow/libarrow_flight.so*", "pyarrow/_flight.*", "pyarrow/flight.py",  # Arrow Flight RPC
+        "pyarrow/libarrow_s3.so*", "pyarrow/_s3fs.*",  # pyarrow's own S3 client: S3 goes through boto3
+        "pyarrow/libarrow_python.so", "pyarrow/libarrow_python.so.*.*.*",  # link-time copies of the .so.N
+        "pyarrow/libarrow_python_flight.so*",
+    )),
+}
+
+# What the Lambda Python runtime itself provides beyond the standard library.
+RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3"})
+# Project packages a function may carry, and those it never may.
+PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse"})
+LOCAL_ONLY = frozenset({"devstack", "tests", "scripts", "bench", "infra"})
+# Non-Python files a package reads at run time (glob patterns relative to the package).
+PACKAGE_DATA: dict[str, tuple[str, ...]] = {}
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
@@ -48,7 +96,102 @@ class BuildError(RuntimeError):
 
 def zip_names() -> list[str]:
     """Every zip infra/terraform reads from the build directory."""
-    return [zip_name for zip_name, _ in FUNCTIONS.values()] + [LAYER_ZIP]
+    return [f.zip for f in FUNCTIONS.values()] + [layer.zip for layer in LAYERS.values()]
+
+
+# ── what a handler imports ─────────────────────────────────────────────────────
+
+
+class Closure(NamedTuple):
+    """The project modules (as files) and third-party top-level names a handler needs."""
+
+    files: tuple[Path, ...]
+    third_party: frozenset[str]
+
+
+def _module_file(module: str, root: Path) -> Path | None:
+    base = root.joinpath(*module.split("."))
+    if (base / "__init__.py").is_file():
+        return base / "__init__.py"
+    if base.with_suffix(".py").is_file():
+        return base.with_suffix(".py")
+    return None
+
+
+def _imported(path: Path, module: str, root: Path) -> set[str]:
+    """Absolute names of the modules ``path`` (module ``module``) may import."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        raise BuildError(f"{path.relative_to(root)} does not parse: {exc}") from exc
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                if node.level - 1 > len(parts) - 1:
+                    raise BuildError(f"{path.relative_to(root)}: relative import beyond the top-level package")
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            names.add(source)
+            # ``from package import module`` imports a module too
+            names.update(f"{source}.{alias.name}" for alias in node.names if alias.name != "*")
+    return names
+
+
+def closure(handler_module: str, root: Path = ROOT) -> Closure:
+    """Every project module ``handler_module`` imports, transitively, and the third-party
+    top-level names imported on the way."""
+    seen: dict[str, Path] = {}
+    third_party: set[str] = set()
+    pending = [handler_module]
+    stdlib = sys.stdlib_module_names
+    while pending:
+        module = pending.pop()
+        if module in seen:
+            continue
+        top = module.split(".")[0]
+        if top in LOCAL_ONLY:
+            raise BuildError(f"{handler_module} imports {module}, which is local-mode code and never deployed")
+        if top not in PROJECT_PACKAGES:
+            if top not in stdlib and top != "__future__":
+                third_party.add(top)
+            continue
+        path = _module_file(module, root)
+        if path is None:
+            # ``from package import name`` where name is not a module: nothing more to follow
+            if module == handler_module or _module_file(module.rpartition(".")[0], root) is None:
+                raise BuildError(f"{handler_module}: module {module} not found under {root}")
+            continue
+        seen[module] = path
+        parts = module.split(".")
+        pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
+        pending.extend(_imported(path, module, root))
+    files = set(seen.values())
+    for package, patterns in PACKAGE_DATA.items():
+        if any(m == package or m.startswith(package + ".") for m in seen):
+            for pattern in patterns:
+                files.update(p for p in (root / package).glob(pattern) if p.is_file())
+    return Closure(tuple(sorted(files)), frozenset(third_party))
+
+
+def function_layers(key: str, root: Path = ROOT) -> list[str]:
+    """The layer keys function ``key`` needs (in :data:`LAYERS` order)."""
+    needed = closure(FUNCTIONS[key].handler_module, root).third_party - RUNTIME_PROVIDES
+    layers = [name for name, layer in LAYERS.items() if layer.provides & needed]
+    missing = needed - set().union(*(LAYERS[name].provides for name in layers))
+    if missing:
+        raise BuildError(f"{key} imports {', '.join(sorted(missing))}, which neither the Lambda runtime nor a layer "
+                         f"provides (add it to a requirements file of LAYERS)")
+    return layers
+
+
+# ── zips ───────────────────────────────────────────────────────────────────────
 
 
 def _write_zip(path: Path, files: list[tuple[str, Path]]) -> None:
@@ -65,27 +208,16 @@ def _write_zip(path: Path, files: list[tuple[str, Path]]) -> None:
     tmp.replace(path)
 
 
-def _python_files(package_dir: Path) -> list[Path]:
-    return [
-        p for p in package_dir.rglob("*.py")
-        if "__pycache__" not in p.relative_to(package_dir).parts
-    ]
-
-
 def build_function(key: str, out_dir: Path = DEFAULT_OUT, *, root: Path = ROOT) -> Path:
-    """Zip the packages of function ``key``; returns the zip's path."""
+    """Zip what function ``key``'s handler imports; returns the zip's path."""
     try:
-        zip_name, packages = FUNCTIONS[key]
+        function = FUNCTIONS[key]
     except KeyError:
         raise BuildError(f"unknown function {key!r}; known: {', '.join(FUNCTIONS)}") from None
-    files: list[tuple[str, Path]] = []
-    for package in packages:
-        package_dir = root / package
-        if not (package_dir / "__init__.py").is_file():
-            raise BuildError(f"{key}: package {package}/ not found under {root} (no __init__.py)")
-        files += [(p.relative_to(root).as_posix(), p) for p in _python_files(package_dir)]
+    needed = closure(function.handler_module, root)
+    files = [(p.relative_to(root).as_posix(), p) for p in needed.files]
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / zip_name
+    path = out_dir / function.zip
     _write_zip(path, files)
     return path
 
@@ -97,26 +229,43 @@ def python_version(runtime: str) -> str:
     return match.group(1)
 
 
-def _layer_fingerprint(requirements: Path, runtime: str) -> str:
+def platforms(runtime: str) -> list[str]:
+    """The wheel platforms a runtime can load: python3.12 and later run on Amazon Linux 2023
+    (glibc 2.34), so manylinux_2_28 wheels too (pyarrow publishes no older ones); python3.11
+    and before run on Amazon Linux 2 (glibc 2.26)."""
+    minor = int(python_version(runtime).split(".")[1])
+    tags = [f"manylinux2014_{ARCHITECTURE}"]
+    if minor >= 12:
+        tags.append(f"manylinux_2_28_{ARCHITECTURE}")
+    return tags
+
+
+def _layer_fingerprint(requirements: Path, runtime: str, exclude: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{runtime}\n{PLATFORM}\n".encode())
+    digest.update(f"{runtime}\n{' '.join(platforms(runtime))}\n{' '.join(exclude)}\n".encode())
     digest.update(requirements.read_bytes())
     return digest.hexdigest()
 
 
+def excluded(relative: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(relative, pattern) for pattern in patterns)
+
+
 def build_layer(
-    out_dir: Path = DEFAULT_OUT, *, runtime: str = DEFAULT_RUNTIME, requirements: Path = REQUIREMENTS,
+    out_dir: Path = DEFAULT_OUT, *, key: str = "deps", runtime: str = DEFAULT_RUNTIME, requirements: Path | None = None,
     force: bool = False,
 ) -> tuple[Path, bool]:
-    """Build layer.zip unless it was built from the same requirements and runtime.
+    """Build layer ``key``'s zip unless it was built from the same requirements and runtime.
 
     Returns the zip's path and whether it was (re)built.
     """
+    layer = LAYERS[key]
+    requirements = requirements or ROOT / layer.requirements
     if not requirements.is_file():
         raise BuildError(f"{requirements} not found")
-    path = out_dir / LAYER_ZIP
-    marker = out_dir / (LAYER_ZIP + ".sha256")
-    fingerprint = _layer_fingerprint(requirements, runtime)
+    path = out_dir / layer.zip
+    marker = out_dir / (layer.zip + ".sha256")
+    fingerprint = _layer_fingerprint(requirements, runtime, layer.exclude)
     if not force and path.is_file() and marker.is_file() and marker.read_text().strip() == fingerprint:
         return path, False
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,16 +273,23 @@ def build_layer(
         target = Path(tmp) / "python"
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
+            "--target", str(target), *(arg for tag in platforms(runtime) for arg in ("--platform", tag)),
+            "--implementation", "cp",
             "--python-version", python_version(runtime), "--only-binary=:all:", "-r", str(requirements),
         ]
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-            raise BuildError(f"pip could not build the layer from {requirements.name}:\n{tail}")
+            raise BuildError(f"pip could not build the {key} layer from {requirements.name}:\n{tail}")
+        top_level = {p.name.removesuffix(".py") for p in target.iterdir()} if target.is_dir() else set()
+        absent = layer.provides - top_level
+        if absent:
+            raise BuildError(f"the {key} layer from {requirements.name} does not provide {', '.join(sorted(absent))} "
+                             "(LAYERS declares it)")
         files = [
             (p.relative_to(Path(tmp)).as_posix(), p) for p in target.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+            and not excluded(p.relative_to(target).as_posix(), layer.exclude)
         ]
         _write_zip(path, files)
     marker.write_text(fingerprint + "\n")
@@ -144,15 +300,17 @@ def build_all(
     out_dir: Path = DEFAULT_OUT, *, runtime: str = DEFAULT_RUNTIME, layer: bool = True, force_layer: bool = False,
     say=print,
 ) -> dict[str, Path]:
-    """Build every function zip (and the layer); returns zip name -> path."""
+    """Build every function zip (and the layers); returns zip name -> path."""
     out_dir = Path(out_dir)
-    built = {FUNCTIONS[key][0]: build_function(key, out_dir) for key in FUNCTIONS}
-    lines = [f"  {name:<20} {path.stat().st_size / 1024:>9,.0f} KB" for name, path in built.items()]
+    built = {FUNCTIONS[key].zip: build_function(key, out_dir) for key in FUNCTIONS}
+    lines = [f"  {FUNCTIONS[key].zip:<24} {built[FUNCTIONS[key].zip].stat().st_size / 1024:>9,.0f} KB"
+             f"  layers: {', '.join(function_layers(key)) or '-'}" for key in FUNCTIONS]
     if layer:
-        layer_path, rebuilt = build_layer(out_dir, runtime=runtime, force=force_layer)
-        built[LAYER_ZIP] = layer_path
-        note = "built" if rebuilt else "unchanged requirements, kept"
-        lines.append(f"  {LAYER_ZIP:<20} {layer_path.stat().st_size / 1024:>9,.0f} KB  ({note})")
+        for key, spec in LAYERS.items():
+            layer_path, rebuilt = build_layer(out_dir, key=key, runtime=runtime, force=force_layer)
+            built[spec.zip] = layer_path
+            note = "built" if rebuilt else "unchanged requirements, kept"
+            lines.append(f"  {spec.zip:<24} {layer_path.stat().st_size / 1024:>9,.0f} KB  ({note})")
     say(f"lambda zips in {out_dir}:\n" + "\n".join(lines))
     return built
 
@@ -160,9 +318,9 @@ def build_all(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Lambda zips that infra/terraform deploys.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output directory (default {DEFAULT_OUT})")
-    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, help="Lambda runtime the layer is built for")
-    parser.add_argument("--functions-only", action="store_true", help="skip the dependency layer")
-    parser.add_argument("--force-layer", action="store_true", help="rebuild the layer even if unchanged")
+    parser.add_argument("--runtime", default=DEFAULT_RUNTIME, help="Lambda runtime the layers are built for")
+    parser.add_argument("--functions-only", action="store_true", help="skip the dependency layers")
+    parser.add_argument("--force-layer", action="store_true", help="rebuild the layers even if unchanged")
     args = parser.parse_args(argv)
     try:
         build_all(args.out, runtime=args.runtime, layer=not args.functions_only, force_layer=args.force_layer)

@@ -1,8 +1,9 @@
 # The three functions of the invoice path. The keys of local.functions are the keys of
 # FUNCTION_ENV in pipeline/settings.py, and each function's environment is exactly
 # FUNCTION_ENV[key] plus Powertools' variables (tests/contract/test_settings_terraform.py).
-# Zips come from infra/build_lambdas.py: one per function, and one layer with the
-# dependencies in requirements-lambda.txt.
+# Zips come from infra/build_lambdas.py: one per function (the modules its handler
+# imports), and one per dependency layer; each function gets only the layers it imports
+# from (infra/build_lambdas.py function_layers, checked by the same contract test).
 
 locals {
   build_dir = coalesce(var.lambda_build_dir, "${path.module}/../../build/lambda")
@@ -12,6 +13,7 @@ locals {
       description = "POST /events: validates invoice events and puts them on the stream, KPL-aggregated"
       handler     = "ingest.handler.lambda_handler"
       zip         = "ingest.zip"
+      layers      = ["deps"]
       memory_size = 512
       timeout     = 30
       environment = {
@@ -23,6 +25,7 @@ locals {
       description = "Kinesis consumer: writes each invoice event to the invoices table"
       handler     = "consumers.invoices.handler.lambda_handler"
       zip         = "invoice-writer.zip"
+      layers      = ["deps"]
       memory_size = 512
       timeout     = 60
       environment = {
@@ -30,10 +33,24 @@ locals {
         SHOPSTREAM_QUARANTINE_QUEUE_URL = aws_sqs_queue.quarantine.url
       }
     }
+    "archive-writer" = {
+      description = "Kinesis consumer: archives every invoice event to S3 as Parquet, by invoice date"
+      handler     = "consumers.archive.handler.lambda_handler"
+      zip         = "archive-writer.zip"
+      layers      = ["deps", "arrow"]
+      memory_size = 1024
+      timeout     = 120
+      environment = {
+        SHOPSTREAM_ARCHIVE_BUCKET       = aws_s3_bucket.archive.bucket
+        SHOPSTREAM_ARCHIVE_PREFIX       = local.archive_prefix
+        SHOPSTREAM_QUARANTINE_QUEUE_URL = aws_sqs_queue.quarantine.url
+      }
+    }
     "query-api" = {
       description = "GET /invoices/{invoice_no}, GET /customers/{customer_id}/invoices, GET /openapi.json"
       handler     = "query_api.handler.lambda_handler"
       zip         = "query-api.zip"
+      layers      = ["deps"]
       memory_size = 256
       timeout     = 10
       environment = {
@@ -43,11 +60,27 @@ locals {
   }
 }
 
-resource "aws_lambda_layer_version" "deps" {
-  layer_name               = "${var.name_prefix}-deps"
-  description              = "requirements-lambda.txt for ${var.lambda_runtime}"
-  filename                 = "${local.build_dir}/layer.zip"
-  source_code_hash         = filebase64sha256("${local.build_dir}/layer.zip")
+locals {
+  # infra/build_lambdas.py LAYERS
+  layers = {
+    "deps" = {
+      zip          = "layer.zip"
+      requirements = "requirements-lambda.txt"
+    }
+    "arrow" = {
+      zip          = "arrow-layer.zip"
+      requirements = "requirements-lambda-arrow.txt"
+    }
+  }
+}
+
+resource "aws_lambda_layer_version" "layer" {
+  for_each = local.layers
+
+  layer_name               = "${var.name_prefix}-${each.key}"
+  description              = "${each.value.requirements} for ${var.lambda_runtime}"
+  filename                 = "${local.build_dir}/${each.value.zip}"
+  source_code_hash         = filebase64sha256("${local.build_dir}/${each.value.zip}")
   compatible_runtimes      = [var.lambda_runtime]
   compatible_architectures = ["x86_64"]
 }
@@ -71,7 +104,7 @@ resource "aws_lambda_function" "function" {
   handler          = each.value.handler
   filename         = "${local.build_dir}/${each.value.zip}"
   source_code_hash = filebase64sha256("${local.build_dir}/${each.value.zip}")
-  layers           = [aws_lambda_layer_version.deps.arn]
+  layers           = [for layer in each.value.layers : aws_lambda_layer_version.layer[layer].arn]
   memory_size      = each.value.memory_size
   timeout          = each.value.timeout
 
@@ -89,16 +122,34 @@ resource "aws_lambda_function" "function" {
   ]
 }
 
-# stream -> invoice-writer. A batch is at most 25 records of <= 128 KB KPL aggregates
-# (~4.3 MB once base64-encoded), under the 6 MB invocation payload; failed records are reported individually
-# (ReportBatchItemFailures), a failing batch is bisected, retries are bounded, and what
-# still fails is described on the failures queue.
-resource "aws_lambda_event_source_mapping" "invoice_writer" {
+# The stream's consumers, each through its own event source mapping. invoice-writer: a
+# batch is at most 25 records of <= 128 KB KPL aggregates (~4.3 MB once base64-encoded),
+# under the 6 MB invocation payload. archive-writer: large batches, gathered for up to
+# archive_batching_window_seconds, so each Parquet object holds many invoices (the runtime
+# and Lambda cut a batch at the 6 MB payload whatever the count). Failed records are
+# reported individually (ReportBatchItemFailures), a failing batch is bisected, retries
+# are bounded, and what still fails is described on the consumer's failures queue.
+locals {
+  stream_consumers = {
+    "invoice-writer" = {
+      batch_size = 25
+      window     = 1
+    }
+    "archive-writer" = {
+      batch_size = var.archive_batch_size
+      window     = var.archive_batching_window_seconds
+    }
+  }
+}
+
+resource "aws_lambda_event_source_mapping" "consumer" {
+  for_each = local.stream_consumers
+
   event_source_arn                   = aws_kinesis_stream.events.arn
-  function_name                      = aws_lambda_function.function["invoice-writer"].arn
+  function_name                      = aws_lambda_function.function[each.key].arn
   starting_position                  = "TRIM_HORIZON"
-  batch_size                         = 25
-  maximum_batching_window_in_seconds = 1
+  batch_size                         = each.value.batch_size
+  maximum_batching_window_in_seconds = each.value.window
   parallelization_factor             = 1
   function_response_types            = ["ReportBatchItemFailures"]
   bisect_batch_on_function_error     = true
@@ -106,7 +157,18 @@ resource "aws_lambda_event_source_mapping" "invoice_writer" {
 
   destination_config {
     on_failure {
-      destination_arn = aws_sqs_queue.invoice_writer_failures.arn
+      destination_arn = aws_sqs_queue.consumer_failures[each.key].arn
     }
   }
+}
+
+moved {
+  from = aws_lambda_event_source_mapping.invoice_writer
+  to   = aws_lambda_event_source_mapping.consumer["invoice-writer"]
+}
+
+# The dependency layer was a single resource before layers were per function.
+moved {
+  from = aws_lambda_layer_version.deps
+  to   = aws_lambda_layer_version.layer["deps"]
 }

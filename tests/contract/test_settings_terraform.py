@@ -68,13 +68,22 @@ def test_handlers_name_modules_of_the_repository(functions, key):
 
 
 @pytest.mark.parametrize("key", sorted(FUNCTION_ENV))
-def test_each_zip_holds_the_handler_package(functions, key):
+def test_each_function_is_built_from_its_handler_with_the_layers_it_imports(functions, key):
     from tests.unit.test_build_lambdas import load_builder
 
     builder = load_builder()
-    zip_name, packages = builder.FUNCTIONS[key]
-    assert functions[key]["zip"] == zip_name
-    assert functions[key]["handler"].split(".")[0] in packages
+    function = builder.FUNCTIONS[key]
+    assert functions[key]["zip"] == function.zip
+    assert functions[key]["handler"] == f"{function.handler_module}.lambda_handler"
+    assert functions[key]["layers"] == builder.function_layers(key)
+
+
+def test_terraform_builds_one_layer_version_per_layer_of_the_build(lambda_tf):
+    from tests.unit.test_build_lambdas import load_builder
+
+    builder = load_builder()
+    layers = next(block["layers"] for block in lambda_tf["locals"] if "layers" in block)
+    assert {key: value["zip"] for key, value in layers.items()} == {k: v.zip for k, v in builder.LAYERS.items()}
 
 
 def test_max_body_bytes_matches_the_default(functions):

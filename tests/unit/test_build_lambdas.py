@@ -1,5 +1,6 @@
 """infra/build_lambdas.py: function zips hold what their handler imports, nothing else,
-and are byte-for-byte reproducible (Terraform's source_code_hash changes only with code)."""
+each function gets only the layers it imports from, and zips are byte-for-byte
+reproducible (Terraform's source_code_hash changes only with code)."""
 from __future__ import annotations
 
 import importlib.util
@@ -23,6 +24,7 @@ HANDLERS = {
     "ingest": "ingest/handler.py",
     "invoice-writer": "consumers/invoices/handler.py",
     "query-api": "query_api/handler.py",
+    "archive-writer": "consumers/archive/handler.py",
 }
 
 
@@ -34,19 +36,83 @@ def built(tmp_path_factory) -> dict[str, Path]:
 
 def test_every_function_has_a_zip(built):
     assert sorted(built) == sorted(HANDLERS)
-    assert {path.name for path in built.values()} == {"ingest.zip", "invoice-writer.zip", "query-api.zip"}
+    assert {path.name for path in built.values()} == {f"{key}.zip" for key in HANDLERS}
 
 
 @pytest.mark.parametrize("key", sorted(HANDLERS))
-def test_zip_holds_its_handler_and_the_packages_it_needs(built, key):
-    names = zipfile.ZipFile(built[key]).namelist()
+def test_zip_holds_its_handler_and_every_module_it_imports(built, key):
+    # GIVEN the zip of a function
+    names = set(zipfile.ZipFile(built[key]).namelist())
     assert HANDLERS[key] in names
-    _, packages = builder.FUNCTIONS[key]
-    assert {name.split("/")[0] for name in names} == set(packages)
-    for package in packages:
-        assert f"{package}/__init__.py" in names
-        on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / package).rglob("*.py") if "__pycache__" not in p.parts}
-        assert on_disk <= set(names), f"{key}: missing {sorted(on_disk - set(names))}"
+    # THEN importing its handler from the zip alone needs no other project file: every
+    # project module it imports (followed by Python itself) is there, with its packages
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        zipfile.ZipFile(built[key]).extractall(tmp)
+        probe = (f"import sys; sys.path.insert(0, {tmp!r}); import {builder.FUNCTIONS[key].handler_module}; "
+                 "roots = ('pipeline', 'ingest', 'consumers', 'dynamo_models', 'query_api', 'firehose', 'warehouse'); "
+                 "leaks = [m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None) "
+                 f"and m.__name__.split('.')[0] in roots and not m.__file__.startswith({tmp!r})]; "
+                 "assert not leaks, leaks")
+        result = subprocess.run([sys.executable, "-c", probe], cwd=tmp, capture_output=True, text=True,
+                                env={"PATH": "/usr/bin:/bin", "AWS_REGION": "eu-west-1", "POWERTOOLS_METRICS_NAMESPACE": "t"})
+        assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_function_carries_only_what_it_imports(built):
+    # the ingest function has no database code, the query API no producer, none has local-mode code
+    ingest = zipfile.ZipFile(built["ingest"]).namelist()
+    query = zipfile.ZipFile(built["query-api"]).namelist()
+    assert not any(name.startswith(("dynamo_models/", "consumers/", "query_api/")) for name in ingest)
+    assert "ingest/producer.py" not in query and "pipeline/codec.py" not in query
+
+
+def test_imports_are_followed_through_relative_and_from_forms(tmp_path):
+    # GIVEN a handler importing through `from . import`, `from pkg import module` and an import inside a function
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text("from . import a\nfrom pipeline import b\ndef f():\n    import pipeline.c\n")
+    for name, body in (("a", "import json\n"), ("b", "from .d import x\n"), ("c", "import pyarrow\n"),
+                       ("d", "x = 1\n"), ("unused", "")):
+        (pkg / f"{name}.py").write_text(body)
+    found = builder.closure("pipeline.handler", tmp_path)
+    # THEN every module it reaches is there, the unused one is not, and pyarrow is a third-party need
+    assert {p.name for p in found.files} == {"__init__.py", "handler.py", "a.py", "b.py", "c.py", "d.py"}
+    assert found.third_party == {"pyarrow"}
+
+
+def test_local_mode_code_is_never_packaged(tmp_path):
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text("from devstack.runtime import client\n")
+    with pytest.raises(builder.BuildError, match="local-mode code"):
+        builder.closure("pipeline.handler", tmp_path)
+
+
+def test_pyarrow_lands_only_in_the_functions_that_import_it():
+    layers = {key: builder.function_layers(key) for key in HANDLERS}
+    assert layers.pop("archive-writer") == ["deps", "arrow"]
+    assert all(value == ["deps"] for value in layers.values()), layers
+
+
+def test_the_invoice_writer_carries_no_archive_code(built):
+    names = zipfile.ZipFile(built["invoice-writer"]).namelist()
+    assert "consumers/records.py" in names and not any(n.startswith("consumers/archive/") for n in names)
+
+
+def test_an_import_no_layer_provides_is_a_build_error(tmp_path, monkeypatch):
+    pkg = tmp_path / "pipeline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "handler.py").write_text("import requests\n")
+    monkeypatch.setitem(builder.FUNCTIONS, "probe", builder.Function("probe.zip", "pipeline.handler"))
+    with pytest.raises(builder.BuildError, match="requests, which neither the Lambda runtime nor a layer"):
+        builder.function_layers("probe", tmp_path)
 
 
 @pytest.mark.parametrize("key", sorted(HANDLERS))
@@ -55,11 +121,6 @@ def test_zip_holds_only_python_sources(built, key):
     assert names == sorted(names)
     assert all(name.endswith(".py") and "__pycache__" not in name for name in names)
     assert not any(name.startswith(("devstack/", "tests/", "bench/", "scripts/")) for name in names)
-
-
-def test_ingest_carries_no_database_code(built):
-    names = zipfile.ZipFile(built["ingest"]).namelist()
-    assert not any(name.startswith(("dynamo_models/", "consumers/", "query_api/")) for name in names)
 
 
 def test_entries_have_fixed_times_and_permissions(built):
@@ -98,7 +159,7 @@ def test_a_changed_source_changes_the_zip(tmp_path):
 def test_unknown_function_and_missing_package_are_clear_errors(tmp_path):
     with pytest.raises(builder.BuildError, match="unknown function 'archive'"):
         builder.build_function("archive", tmp_path)
-    with pytest.raises(builder.BuildError, match="package pipeline/ not found"):
+    with pytest.raises(builder.BuildError, match="module ingest.handler not found"):
         builder.build_function("ingest", tmp_path, root=tmp_path)
 
 
@@ -138,3 +199,33 @@ def test_pip_failure_is_reported_with_its_output(tmp_path, monkeypatch):
     with pytest.raises(builder.BuildError, match="No matching distribution found"):
         builder.build_layer(tmp_path, requirements=requirements)
     assert not (tmp_path / "layer.zip.sha256").exists()
+
+
+def test_the_trimmed_pyarrow_still_writes_and_reads_the_archives_parquet(tmp_path):
+    # GIVEN the installed pyarrow copied without what the arrow layer leaves out
+    import shutil
+    import subprocess
+    import sys
+
+    import pyarrow
+
+    source = Path(pyarrow.__file__).parent
+    target = tmp_path / "python" / "pyarrow"
+    layer = builder.LAYERS["arrow"]
+    for path in source.rglob("*"):
+        relative = f"pyarrow/{path.relative_to(source).as_posix()}"
+        if path.is_file() and "__pycache__" not in path.parts and not builder.excluded(relative, layer.exclude):
+            (target / path.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target / path.relative_to(source))
+    assert not (target / "tests").exists() and not list(target.glob("libarrow_flight.so*"))
+    # WHEN the archive's format module round-trips an invoice with it (isolated from the venv's copy)
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(1, sys.argv[2]); import pyarrow; "
+             "assert pyarrow.__file__.startswith(sys.argv[1]), pyarrow.__file__; "
+             "from consumers.archive.format import Delivered, tables_by_day, to_parquet, read_parquet, events_from_table; "
+             "from tests.factories import event; e = event(); "
+             "[t] = tables_by_day([Delivered(e, 's', '1', 0, 0.0)]).values(); "
+             "[a] = events_from_table(read_parquet(to_parquet(t))); assert a.event.event_id == e.event_id; print('ok')")
+    result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path / "python"), str(ROOT)], cwd=tmp_path,
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    # THEN it works: nothing it needs was left out
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
