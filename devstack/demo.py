@@ -142,7 +142,7 @@ def run_demo(
         elapsed = round(time.monotonic() - started, 2)
         stored = count_stored(config, info.outputs["invoices_table_name"])
         quarantined = queue_depth(config, info.outputs.get("quarantine_queue_url"))
-        failed_batches = queue_depth(config, info.outputs.get("failures_queue_url"))
+        failed_batches = sum(queue_depth(config, url) for url in (info.outputs.get("failures_queue_urls") or {}).values())
         verification = verify_through_api(config.api_url, source) if verify else None
     finally:
         if not keep:

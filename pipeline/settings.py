@@ -18,6 +18,8 @@ ENV_STREAM_NAME = "SHOPSTREAM_STREAM_NAME"
 ENV_INVOICES_TABLE = "SHOPSTREAM_INVOICES_TABLE"
 ENV_QUARANTINE_QUEUE_URL = "SHOPSTREAM_QUARANTINE_QUEUE_URL"
 ENV_MAX_BODY_BYTES = "SHOPSTREAM_MAX_BODY_BYTES"
+ENV_ARCHIVE_BUCKET = "SHOPSTREAM_ARCHIVE_BUCKET"
+ENV_ARCHIVE_PREFIX = "SHOPSTREAM_ARCHIVE_PREFIX"
 ENV_SIZE_MEDIUM_FROM = "SHOPSTREAM_SIZE_MEDIUM_FROM"
 ENV_SIZE_LARGE_FROM = "SHOPSTREAM_SIZE_LARGE_FROM"
 # Set by the Lambda service (AWS_REGION) or, locally, by the local runtime
@@ -31,6 +33,7 @@ FUNCTION_ENV: Mapping[str, frozenset[str]] = {
     "ingest": frozenset({ENV_STREAM_NAME, ENV_MAX_BODY_BYTES}),
     "invoice-writer": frozenset({ENV_INVOICES_TABLE, ENV_QUARANTINE_QUEUE_URL}),
     "query-api": frozenset({ENV_INVOICES_TABLE}),
+    "archive-writer": frozenset({ENV_ARCHIVE_BUCKET, ENV_ARCHIVE_PREFIX, ENV_QUARANTINE_QUEUE_URL}),
 }
 POWERTOOLS_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"})
 
@@ -49,6 +52,8 @@ class Settings:
     stream_name: str | None = None
     invoices_table: str | None = None
     quarantine_queue_url: str | None = None
+    archive_bucket: str | None = None
+    archive_prefix: str = "archive/"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     size_medium_from: Decimal = DEFAULT_SIZE_MEDIUM_FROM
     size_large_from: Decimal = DEFAULT_SIZE_LARGE_FROM
@@ -75,6 +80,8 @@ class Settings:
             stream_name=env.get(ENV_STREAM_NAME) or None,
             invoices_table=env.get(ENV_INVOICES_TABLE) or None,
             quarantine_queue_url=env.get(ENV_QUARANTINE_QUEUE_URL) or None,
+            archive_bucket=env.get(ENV_ARCHIVE_BUCKET) or None,
+            archive_prefix=env.get(ENV_ARCHIVE_PREFIX) or "archive/",
             max_body_bytes=max_body,
             size_medium_from=sizes[ENV_SIZE_MEDIUM_FROM],
             size_large_from=sizes[ENV_SIZE_LARGE_FROM],
@@ -88,6 +95,7 @@ class Settings:
                 "stream_name": ENV_STREAM_NAME,
                 "invoices_table": ENV_INVOICES_TABLE,
                 "quarantine_queue_url": ENV_QUARANTINE_QUEUE_URL,
+                "archive_bucket": ENV_ARCHIVE_BUCKET,
             }.get(attribute, attribute)
             raise ConfigurationError(f"{env_name} is not set")
         return value

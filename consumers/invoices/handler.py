@@ -9,8 +9,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
 
-from consumers.invoices.core import InvoiceWriter, KinesisRecord
+from consumers.invoices.core import InvoiceWriter
 from consumers.quarantine import SqsQuarantine
+from consumers.records import KinesisRecord
 from dynamo_models.invoice import bind_models
 from dynamo_models.repository import InvoiceRepository
 from pipeline.clients import make_client

@@ -51,7 +51,34 @@ locals {
         # quarantined events (the function) and failed batches (the mapping)
         sid       = "SendFailures"
         actions   = ["sqs:SendMessage"]
-        resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.invoice_writer_failures.arn]
+        resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["invoice-writer"].arn]
+      },
+    ]
+    "archive-writer" = [
+      {
+        # what the event source mapping reads the stream with (it uses this role)
+        sid = "ReadEvents"
+        actions = [
+          "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+          "kinesis:DescribeStreamSummary", "kinesis:ListShards",
+        ]
+        resources = [aws_kinesis_stream.events.arn]
+      },
+      {
+        sid       = "ListStreams" # no resource-level permissions for this action
+        actions   = ["kinesis:ListStreams"]
+        resources = ["*"]
+      },
+      {
+        sid       = "WriteArchive"
+        actions   = ["s3:PutObject"]
+        resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
+      },
+      {
+        # quarantined events (the function) and failed batches (the mapping)
+        sid       = "SendFailures"
+        actions   = ["sqs:SendMessage"]
+        resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["archive-writer"].arn]
       },
     ]
     "query-api" = [

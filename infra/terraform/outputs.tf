@@ -38,9 +38,9 @@ output "function_arns" {
   value       = { for key, fn in aws_lambda_function.function : key => fn.arn }
 }
 
-output "event_source_mapping_uuid" {
-  description = "UUID of the stream -> invoice-writer event source mapping."
-  value       = aws_lambda_event_source_mapping.invoice_writer.uuid
+output "event_source_mapping_uuids" {
+  description = "UUID of each stream consumer's event source mapping (invoice-writer, archive-writer)."
+  value       = { for key, esm in aws_lambda_event_source_mapping.consumer : key => esm.uuid }
 }
 
 output "quarantine_queue_url" {
@@ -48,9 +48,19 @@ output "quarantine_queue_url" {
   value       = aws_sqs_queue.quarantine.url
 }
 
-output "failures_queue_url" {
-  description = "URL of the invoice writer mapping's on-failure destination."
-  value       = aws_sqs_queue.invoice_writer_failures.url
+output "failures_queue_urls" {
+  description = "URL of each stream consumer mapping's on-failure destination queue."
+  value       = { for key, queue in aws_sqs_queue.consumer_failures : key => queue.url }
+}
+
+output "archive_bucket_name" {
+  description = "Name of the archive bucket (Parquet under archive_prefix, hive-partitioned by invoice date)."
+  value       = aws_s3_bucket.archive.bucket
+}
+
+output "archive_prefix" {
+  description = "Key prefix of the archive's objects."
+  value       = local.archive_prefix
 }
 
 output "region" {

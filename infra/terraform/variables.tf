@@ -85,3 +85,31 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "archive_batch_size" {
+  description = "Most Kinesis records per archive-writer invocation (Lambda also cuts a batch at its 6 MB payload)."
+  type        = number
+  default     = 10000
+
+  validation {
+    condition     = var.archive_batch_size >= 1 && var.archive_batch_size <= 10000
+    error_message = "archive_batch_size must be between 1 and 10000 (Lambda's limit for Kinesis)."
+  }
+}
+
+variable "archive_batching_window_seconds" {
+  description = "How long the archive writer's mapping gathers records before invoking (larger objects, later archive)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.archive_batching_window_seconds >= 0 && var.archive_batching_window_seconds <= 300
+    error_message = "archive_batching_window_seconds must be between 0 and 300."
+  }
+}
+
+variable "force_destroy_buckets" {
+  description = "Whether terraform destroy may delete buckets that still hold objects (the archive, Firehose's delivery bucket)."
+  type        = bool
+  default     = false
+}

@@ -33,8 +33,11 @@ ROUTES = {
 HANDLERS = {
     "ingest": "ingest.handler.lambda_handler",
     "invoice-writer": "consumers.invoices.handler.lambda_handler",
+    "archive-writer": "consumers.archive.handler.lambda_handler",
     "query-api": "query_api.handler.lambda_handler",
 }
+LAYERS = {"ingest": ["deps"], "invoice-writer": ["deps"], "archive-writer": ["deps", "arrow"], "query-api": ["deps"]}
+STREAM_CONSUMERS = {"invoice-writer": (25, 1), "archive-writer": (10000, 60)}  # batch size, window
 
 
 @dataclass
@@ -56,8 +59,8 @@ def deployed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("terraform")
     build_dir = tmp / "build"
     build_dir.mkdir()
-    # reuse a layer already built from the same requirements (its fingerprint decides)
-    for name in ("layer.zip", "layer.zip.sha256"):
+    # reuse layers already built from the same requirements (their fingerprints decide)
+    for name in ("layer.zip", "layer.zip.sha256", "arrow-layer.zip", "arrow-layer.zip.sha256"):
         if (terraform.BUILD_DIR / name).is_file():
             shutil.copy2(terraform.BUILD_DIR / name, build_dir / name)
     emulator = Emulator.start(free_port())
@@ -81,7 +84,10 @@ def test_outputs_name_every_resource(deployed):
     assert out["invoices_table_name"] == f"{PREFIX}-invoices"
     assert out["function_names"] == {key: f"{PREFIX}-{key}" for key in FUNCTION_ENV}
     assert out["quarantine_queue_url"].endswith(f"/123456789012/{PREFIX}-quarantine")
-    assert out["failures_queue_url"].endswith(f"/123456789012/{PREFIX}-invoice-writer-failures")
+    assert {key: url.rsplit("/", 2)[1:] for key, url in out["failures_queue_urls"].items()} == {
+        key: ["123456789012", f"{PREFIX}-{key}-failures"] for key in STREAM_CONSUMERS}
+    assert out["archive_bucket_name"] == f"{PREFIX}-archive-123456789012-eu-west-1"
+    assert out["archive_prefix"] == "archive/"
     assert out["api_endpoint"].startswith("https://")
     assert out["region"] == "eu-west-1"
     # progress was streamed, compactly
@@ -132,8 +138,8 @@ def test_table_matches_the_model(deployed):
 @pytest.mark.e2e
 def test_queues(deployed):
     sqs = deployed.client("sqs")
-    for output in ("quarantine_queue_url", "failures_queue_url"):
-        attributes = sqs.get_queue_attributes(QueueUrl=deployed.outputs[output], AttributeNames=["All"])["Attributes"]
+    for url in [deployed.outputs["quarantine_queue_url"], *deployed.outputs["failures_queue_urls"].values()]:
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
         assert attributes["SqsManagedSseEnabled"] == "true"
 
@@ -141,12 +147,13 @@ def test_queues(deployed):
 @pytest.mark.e2e
 def test_functions(deployed):
     lam, logs = deployed.client("lambda"), deployed.client("logs")
-    layer_arn = lam.list_layer_versions(LayerName=f"{PREFIX}-deps")["LayerVersions"][0]["LayerVersionArn"]
+    layer_arns = {name: lam.list_layer_versions(LayerName=f"{PREFIX}-{name}")["LayerVersions"][0]["LayerVersionArn"]
+                  for name in ("deps", "arrow")}
     for key, handler in HANDLERS.items():
         config = lam.get_function(FunctionName=f"{PREFIX}-{key}")["Configuration"]
         assert config["Handler"] == handler
         assert config["Runtime"] == "python3.12"
-        assert [layer["Arn"] for layer in config["Layers"]] == [layer_arn]
+        assert [layer["Arn"] for layer in config["Layers"]] == [layer_arns[name] for name in LAYERS[key]]
         assert config["Role"] == f"arn:aws:iam::123456789012:role/{PREFIX}-{key}"
         env = config["Environment"]["Variables"]
         assert set(env) == FUNCTION_ENV[key] | POWERTOOLS_ENV
@@ -164,25 +171,38 @@ def test_functions(deployed):
     assert env["invoice-writer"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
     assert env["invoice-writer"]["SHOPSTREAM_QUARANTINE_QUEUE_URL"] == deployed.outputs["quarantine_queue_url"]
     assert env["query-api"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
+    assert env["archive-writer"]["SHOPSTREAM_ARCHIVE_BUCKET"] == deployed.outputs["archive_bucket_name"]
+    assert env["archive-writer"]["SHOPSTREAM_ARCHIVE_PREFIX"] == "archive/"
 
 
 @pytest.mark.e2e
-def test_event_source_mapping(deployed):
+def test_event_source_mappings(deployed):
     lam, sqs = deployed.client("lambda"), deployed.client("sqs")
-    failures_arn = sqs.get_queue_attributes(QueueUrl=deployed.outputs["failures_queue_url"],
-                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    [mapping] = lam.list_event_source_mappings(EventSourceArn=deployed.outputs["stream_arn"])["EventSourceMappings"]
-    assert mapping["FunctionArn"].endswith(f":function:{PREFIX}-invoice-writer")
-    assert mapping["UUID"] == deployed.outputs["event_source_mapping_uuid"]
-    assert mapping["State"] == "Enabled"
-    assert mapping["StartingPosition"] == "TRIM_HORIZON"
-    assert mapping["BatchSize"] == 25
-    assert mapping["MaximumBatchingWindowInSeconds"] == 1
-    assert mapping["ParallelizationFactor"] == 1
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["BisectBatchOnFunctionError"] is True
-    assert mapping["MaximumRetryAttempts"] == 5
-    assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+    mappings = {m["FunctionArn"].rsplit(":function:", 1)[1].removeprefix(f"{PREFIX}-"): m for m in
+                lam.list_event_source_mappings(EventSourceArn=deployed.outputs["stream_arn"])["EventSourceMappings"]}
+    assert set(mappings) == set(STREAM_CONSUMERS)
+    for key, (batch_size, window) in STREAM_CONSUMERS.items():
+        mapping = mappings[key]
+        failures_arn = sqs.get_queue_attributes(QueueUrl=deployed.outputs["failures_queue_urls"][key],
+                                                AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        assert mapping["UUID"] == deployed.outputs["event_source_mapping_uuids"][key]
+        assert mapping["State"] == "Enabled"
+        assert mapping["StartingPosition"] == "TRIM_HORIZON"
+        assert (mapping["BatchSize"], mapping["MaximumBatchingWindowInSeconds"]) == (batch_size, window)
+        assert mapping["ParallelizationFactor"] == 1
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["BisectBatchOnFunctionError"] is True
+        assert mapping["MaximumRetryAttempts"] == 5
+        assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": failures_arn}}
+
+
+@pytest.mark.e2e
+def test_archive_bucket_is_private(deployed):
+    s3 = deployed.client("s3")
+    bucket = deployed.outputs["archive_bucket_name"]
+    assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert all(block[k] for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
 
 
 @pytest.mark.e2e
@@ -244,8 +264,14 @@ def test_roles_are_least_privilege(deployed):
     assert writer["ListStreams"] == ({"kinesis:ListStreams"}, {"*"})
     assert writer["WriteInvoices"] == ({"dynamodb:BatchWriteItem", "dynamodb:PutItem"}, {table_arn})
     assert writer["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
-                                                            queue_arn(out["failures_queue_url"])})
+                                                            queue_arn(out["failures_queue_urls"]["invoice-writer"])})
     assert set(writer) == {"WriteOwnLogs", "ReadEvents", "ListStreams", "WriteInvoices", "SendFailures"}
+    archive = _statements(iam, "archive-writer")
+    assert archive["ReadEvents"] == writer["ReadEvents"]
+    assert archive["WriteArchive"] == ({"s3:PutObject"}, {f"arn:aws:s3:::{out['archive_bucket_name']}/archive/*"})
+    assert archive["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
+                                                             queue_arn(out["failures_queue_urls"]["archive-writer"])})
+    assert set(archive) == {"WriteOwnLogs", "ReadEvents", "ListStreams", "WriteArchive", "SendFailures"}
     query = _statements(iam, "query-api")
     assert query["ReadInvoices"] == ({"dynamodb:GetItem", "dynamodb:Query"},
                                      {table_arn, f"{table_arn}/index/{CUSTOMER_INDEX}"})
@@ -276,6 +302,7 @@ def test_destroy_removes_everything(deployed):
     assert deployed.client("dynamodb").list_tables()["TableNames"] == []
     assert deployed.client("sqs").list_queues().get("QueueUrls", []) == []
     assert deployed.client("apigatewayv2").get_apis()["Items"] == []
+    assert deployed.client("s3").list_buckets()["Buckets"] == []
     assert [r["RoleName"] for r in deployed.client("iam").list_roles()["Roles"]
             if r["RoleName"].startswith(PREFIX)] == []
     assert terraform.outputs(deployed.emulator.endpoint_url, deployed.state_dir) == {}

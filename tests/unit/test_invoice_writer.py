@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from consumers.invoices.core import InvoiceWriter, KinesisRecord
+from consumers.invoices.core import InvoiceWriter
+from consumers.records import KinesisRecord
 from pipeline.codec import aggregate
 from pipeline.errors import TransientError
 from pipeline.partitioning import ShardMap, ShardRange
@@ -49,7 +50,7 @@ def test_valid_events_are_stored_and_poison_is_quarantined_with_its_reason():
     assert (result.invoices, result.quarantined) == (1, 2)
     first, second = quarantine.messages
     assert first["problems"][0]["field"] == "lines[0].unit_price"
-    assert first["source"]["sub_sequence_number"] == 1
+    assert first["source"]["sub_sequence_number"] == 1 and first["source"]["consumer"] == "invoice-writer"
     assert "not valid JSON" in second["problems"][0]["reason"]
 
 

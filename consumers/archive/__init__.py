@@ -1,0 +1,1 @@
+"""The archive consumer: every invoice event, as delivered, in S3 as Parquet (hive partitions)."""
