@@ -5,6 +5,7 @@
 - ``POST /discover`` → read the emulator now (instead of within 2 s), then the status
 - ``POST /functions/<name>/reset`` → recycle that function's workers (next call cold-starts,
   e.g. after editing handler code); ``POST /functions/reset`` recycles all
+- ``POST /schedules/<rule>/run`` → run a scheduled rule's targets now (404 if unknown)
 """
 from __future__ import annotations
 
@@ -45,4 +46,9 @@ class AdminApp:
             name = path[len("/functions/"):-len("/reset")].strip("/") or None
             await loop.run_in_executor(None, rt.invoker.reset, name)
             return 200, {"reset": name or "all"}
+        if path.startswith("/schedules/") and path.endswith("/run") and method == "POST":
+            name = path[len("/schedules/"):-len("/run")].strip("/")
+            if rt.run_schedule(name):
+                return 202, {"run": name}
+            return 404, {"message": f"no scheduled rule {name!r}"}
         return 404, {"message": "Not Found"}

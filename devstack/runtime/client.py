@@ -137,3 +137,32 @@ def wait_until_drained(admin_url: str, since: float, timeout: float = 60.0,
                              f"{len(lagging)} behind:\n  {describe_lagging(lagging)}", lagging, state)
         time.sleep(poll_interval)
         state = status(admin_url)
+
+
+def run_schedule(admin_url: str, rule: str, timeout: float = 5.0) -> None:
+    """Ask the runtime to run a scheduled rule now (raises RuntimeUnavailable if unknown)."""
+    answer = _request(admin_url, f"/schedules/{rule}/run", method="POST", timeout=timeout)
+    if answer.get("run") != rule:
+        raise RuntimeUnavailable(answer.get("message") or f"the runtime did not run {rule}")
+
+
+class ScheduleFailed(RuntimeError):
+    """The scheduled run completed with an error (its message is the target's)."""
+
+
+def wait_for_schedule(admin_url: str, rule: str, since: float, timeout: float = 120.0,
+                      poll_interval: float = 0.1) -> dict:
+    """Wait until a run of ``rule`` that started after ``since`` has completed; returns its
+    status. Raises :class:`ScheduleFailed` if that run failed, :class:`NotDrained` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = status(admin_url)
+        schedule = next((s for s in state.get("schedules", []) if s.get("name") == rule), None)
+        if schedule is not None and (schedule.get("last_completed_started_at") or 0) > since:
+            if not schedule.get("last_ok"):
+                raise ScheduleFailed(f"the scheduled run of {rule} failed: {schedule.get('last_error')}")
+            return schedule
+        if time.monotonic() >= deadline:
+            where = "not found" if schedule is None else f"last run started at {schedule.get('last_started_at')}"
+            raise NotDrained(f"no run of {rule} completed within {timeout:.0f}s ({where})", [], state)
+        time.sleep(poll_interval)

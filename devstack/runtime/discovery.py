@@ -7,6 +7,10 @@
 - API Gateway v2: ``GetApis`` (HTTP only), ``GetRoutes``, ``GetIntegrations`` (AWS_PROXY
   to a Lambda ARN or the ``arn:aws:apigateway:…:lambda:path/2015-03-31/functions/<arn>/
   invocations`` form), ``GetStages``.
+- Firehose: ``ListDeliveryStreams`` and ``DescribeDeliveryStream`` (those with a Kinesis
+  source and a Redshift destination, which the runtime delivers).
+- EventBridge: ``ListRules`` with a ScheduleExpression, ``ListTargetsByRule`` (Lambda
+  targets), which the runtime runs on their schedule.
 
 Credentials are fake and fixed, so discovery can never reach a real AWS account.
 """
@@ -20,8 +24,8 @@ import boto3
 from botocore.config import Config
 
 from devstack.runtime.model import (
-    Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, arn_account, arn_region, arn_resource_name,
-    function_arn_from_uri, function_name_from_arn,
+    DeliveryStreamSpec, Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, ScheduleSpec, arn_account,
+    arn_region, arn_resource_name, function_arn_from_uri, function_name_from_arn,
 )
 from devstack.runtime.workers import FAKE_CREDENTIALS
 
@@ -172,19 +176,61 @@ def discover_apis(clients: ClientFactory) -> tuple[HttpApiSpec, ...]:
     return tuple(out)
 
 
+def discover_delivery_streams(clients: ClientFactory) -> dict[str, DeliveryStreamSpec]:
+    firehose = clients("firehose")
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"Limit": 100}
+    while True:
+        page = firehose.list_delivery_streams(**kwargs)
+        names.extend(page.get("DeliveryStreamNames", []))
+        if not page.get("HasMoreDeliveryStreams") or not names:
+            break
+        kwargs["ExclusiveStartDeliveryStreamName"] = names[-1]
+    out: dict[str, DeliveryStreamSpec] = {}
+    for name in names:
+        description = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]
+        spec = DeliveryStreamSpec.from_api(description)
+        if spec is None:
+            log.debug("delivery stream %s is not Kinesis -> Redshift; not delivered locally", name)
+            continue
+        out[name] = spec
+    return out
+
+
+def discover_schedules(clients: ClientFactory) -> dict[str, ScheduleSpec]:
+    events = clients("events")
+    out: dict[str, ScheduleSpec] = {}
+    for rule in _paginate(events, "list_rules", "Rules"):
+        expression = rule.get("ScheduleExpression")
+        if not expression:
+            continue
+        targets = tuple(
+            (target["Arn"], target.get("Input"))
+            for target in _paginate(events, "list_targets_by_rule", "Targets", Rule=rule["Name"])
+            if ":lambda:" in target.get("Arn", "") and ":function:" in target.get("Arn", "")
+        )
+        out[rule["Name"]] = ScheduleSpec(name=rule["Name"], arn=rule["Arn"], expression=expression,
+                                         enabled=(rule.get("State") or "ENABLED") == "ENABLED", targets=targets)
+    return out
+
+
 def discover(clients: ClientFactory) -> Discovery:
     functions = discover_functions(clients)
     mappings = discover_mappings(clients)
+    delivery_streams = discover_delivery_streams(clients)
     shards: dict[str, tuple] = {}
     retention: dict[str, int] = {}
-    for spec in mappings.values():
-        if not spec.enabled or spec.event_source_arn in shards:
+    sources = [(spec.event_source_arn, f"mapping {spec.uuid}") for spec in mappings.values() if spec.enabled]
+    sources += [(spec.source_stream_arn, f"delivery stream {spec.name}") for spec in delivery_streams.values()]
+    for stream_arn, reader in sources:
+        if stream_arn in shards:
             continue
         try:
-            shards[spec.event_source_arn], seconds = discover_shards(clients, spec.event_source_arn)
+            shards[stream_arn], seconds = discover_shards(clients, stream_arn)
             if seconds:
-                retention[spec.event_source_arn] = seconds
+                retention[stream_arn] = seconds
         except Exception as exc:
-            log.warning("cannot list the shards of %s (mapping %s): %s", spec.event_source_arn, spec.uuid, exc)
+            log.warning("cannot list the shards of %s (%s): %s", stream_arn, reader, exc)
     apis = discover_apis(clients)
-    return Discovery(functions=functions, mappings=mappings, apis=apis, shards=shards, retention_seconds=retention)
+    return Discovery(functions=functions, mappings=mappings, apis=apis, shards=shards, retention_seconds=retention,
+                     delivery_streams=delivery_streams, schedules=discover_schedules(clients))

@@ -221,3 +221,138 @@ class Discovery:
     shards: Mapping[str, tuple[tuple[str, str | None, str | None], ...]] = field(default_factory=dict)
     """stream ARN → ((shard id, parent shard id, ending sequence number if closed), ...)"""
     retention_seconds: Mapping[str, int] = field(default_factory=dict)
+    delivery_streams: Mapping[str, "DeliveryStreamSpec"] = field(default_factory=dict)
+    schedules: Mapping[str, "ScheduleSpec"] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryStreamSpec:
+    """A Firehose delivery stream with a Kinesis source and a Redshift destination, as
+    DescribeDeliveryStream gives it (Firehose's defaults filled in)."""
+
+    name: str
+    arn: str
+    source_stream_arn: str
+    role_arn: str = ""
+    status: str = "ACTIVE"
+    version: str = "1"
+    created_at: float | None = None
+    # Redshift destination: the COPY
+    jdbc_url: str = ""
+    table: str = ""
+    columns: str = ""
+    copy_options: str = ""
+    retry_seconds: int = 3600
+    secret_arn: str | None = None
+    # S3 staging ("intermediate") and errors
+    bucket: str = ""
+    prefix: str = ""
+    error_prefix: str = ""
+    buffer_bytes: int = 5 * 1024 * 1024
+    buffer_seconds: float = 300.0
+    compression: str = "GZIP"
+    # transformation
+    processor_arn: str | None = None
+    processor_buffer_bytes: int = 1024 * 1024
+    processor_buffer_seconds: float = 60.0
+    processor_retries: int = 3
+    # S3 backup of source records
+    backup_bucket: str | None = None
+    backup_prefix: str = ""
+
+    @property
+    def region(self) -> str:
+        return arn_region(self.arn)
+
+    @property
+    def cluster_id(self) -> str:
+        """``jdbc:redshift://<cluster>.<id>.<region>.redshift.amazonaws.com:5439/db`` → ``<cluster>``."""
+        host = self.jdbc_url.split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+        return host.split(".", 1)[0]
+
+    @property
+    def database(self) -> str:
+        return self.jdbc_url.rsplit("/", 1)[-1] if self.jdbc_url.count("/") >= 3 else "dev"
+
+    def fingerprint(self) -> tuple:
+        data = asdict(self)
+        data.pop("created_at")
+        return tuple(sorted(data.items()))
+
+    def to_status(self) -> dict:
+        return {
+            "delivery_stream": self.name, "version": self.version, "table": self.table,
+            "cluster": self.cluster_id, "database": self.database, "bucket": self.bucket, "prefix": self.prefix,
+            "error_prefix": self.error_prefix, "buffer_mb": round(self.buffer_bytes / 1048576, 3),
+            "buffer_seconds": self.buffer_seconds, "processor": self.processor_arn,
+            "processor_buffer_mb": round(self.processor_buffer_bytes / 1048576, 3),
+            "processor_buffer_seconds": self.processor_buffer_seconds, "retry_seconds": self.retry_seconds,
+            "backup_prefix": self.backup_prefix if self.backup_bucket else None,
+        }
+
+    @classmethod
+    def from_api(cls, description: Mapping[str, Any]) -> "DeliveryStreamSpec | None":
+        """None for delivery streams the local runtime does not play (not Kinesis → Redshift)."""
+        source = (description.get("Source") or {}).get("KinesisStreamSourceDescription") or {}
+        destinations = description.get("Destinations") or []
+        redshift = (destinations[0] if destinations else {}).get("RedshiftDestinationDescription")
+        if not source.get("KinesisStreamARN") or redshift is None:
+            return None
+        copy = redshift.get("CopyCommand") or {}
+        s3 = redshift.get("S3DestinationDescription") or {}
+        hints = s3.get("BufferingHints") or {}
+        processor: dict[str, str] = {}
+        processing = redshift.get("ProcessingConfiguration") or {}
+        if processing.get("Enabled"):
+            for step in processing.get("Processors") or []:
+                if step.get("Type") == "Lambda":
+                    processor = {p["ParameterName"]: p["ParameterValue"] for p in step.get("Parameters") or []}
+        backup = redshift.get("S3BackupDescription") or {}
+        secrets = redshift.get("SecretsManagerConfiguration") or {}
+        created = description.get("CreateTimestamp")
+        return cls(
+            name=description["DeliveryStreamName"],
+            arn=description["DeliveryStreamARN"],
+            source_stream_arn=source["KinesisStreamARN"],
+            role_arn=source.get("RoleARN") or redshift.get("RoleARN") or "",
+            status=description.get("DeliveryStreamStatus") or "ACTIVE",
+            version=str(description.get("VersionId") or "1"),
+            created_at=_epoch(created),
+            jdbc_url=redshift.get("ClusterJDBCURL") or "",
+            table=copy.get("DataTableName") or "",
+            columns=copy.get("DataTableColumns") or "",
+            copy_options=copy.get("CopyOptions") or "",
+            retry_seconds=int((redshift.get("RetryOptions") or {}).get("DurationInSeconds", 3600)),
+            secret_arn=secrets.get("SecretARN") if secrets.get("Enabled") else None,
+            bucket=arn_resource_name(s3.get("BucketARN") or "arn:aws:s3:::"),
+            prefix=s3.get("Prefix") or "",
+            error_prefix=s3.get("ErrorOutputPrefix") or "",
+            buffer_bytes=int(float(hints.get("SizeInMBs", 5)) * 1024 * 1024),
+            buffer_seconds=float(hints.get("IntervalInSeconds", 300)),
+            compression=s3.get("CompressionFormat") or "UNCOMPRESSED",
+            processor_arn=(processor.get("LambdaArn") or "").removesuffix(":$LATEST") or None,
+            processor_buffer_bytes=int(float(processor.get("BufferSizeInMBs", 1)) * 1024 * 1024),
+            processor_buffer_seconds=float(processor.get("BufferIntervalInSeconds", 60)),
+            processor_retries=int(processor.get("NumberOfRetries", 3)),
+            backup_bucket=(arn_resource_name(backup["BucketARN"]) if redshift.get("S3BackupMode") == "Enabled"
+                           and backup.get("BucketARN") else None),
+            backup_prefix=backup.get("Prefix") or "",
+        )
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """An EventBridge rule with a schedule expression, and its Lambda targets."""
+
+    name: str
+    arn: str
+    expression: str
+    enabled: bool = True
+    targets: tuple[tuple[str, str | None], ...] = ()  # (function ARN, Input JSON or None)
+
+    @property
+    def region(self) -> str:
+        return arn_region(self.arn)
+
+    def fingerprint(self) -> tuple:
+        return (self.expression, self.enabled, self.targets)

@@ -8,9 +8,10 @@
 
 Every ``discovery_interval`` seconds (2 s) the emulator is read again
 (:mod:`.discovery`): new or changed functions get fresh workers; stream consumers — each
-event source mapping (:mod:`.esm`) — are started, re-configured (from each shard's next
-batch), or stopped when disabled or deleted; new shards get pollers; and the gateway's
-route table is replaced. If the emulator does not
+event source mapping (:mod:`.esm`) and each Firehose delivery stream with a Kinesis
+source (:mod:`.firehose`) — are started, re-configured (from each shard's next batch or
+delivery), or stopped when disabled or deleted; new shards get pollers; scheduled rules
+(:mod:`.schedules`) are run; and the gateway's route table is replaced. If the emulator does not
 answer, the last known state keeps running and the error is reported in ``status()``.
 
 State lives under ``<state_dir>/runtime/`` (or ``<state_dir>`` itself when it is already
@@ -32,8 +33,10 @@ from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.discovery import ClientFactory, discover
 from devstack.runtime.gateway import GatewayApp, RouteTable
 from devstack.runtime.esm import BotoDestinationSender, EsmRunner
+from devstack.runtime.firehose import BotoObjectStore, DataApiWarehouse, FirehoseRunner
+from devstack.runtime.schedules import ScheduleRunner
 from devstack.runtime.shards import BotoShardReader, PollerSettings, StreamConsumer
-from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec
+from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
 from devstack.runtime.workers import Invoker
 
 log = logging.getLogger("devstack.runtime")
@@ -84,6 +87,9 @@ class LocalRuntime:
         # stream consumers by consumer id (an event source mapping's UUID, …)
         self.consumers: dict[str, StreamConsumer] = {}
         self._stopping: dict[str, StreamConsumer] = {}
+        self.schedules: dict[str, ScheduleRunner] = {}
+        self.objects = BotoObjectStore(self.clients)
+        self.warehouse = DataApiWarehouse(self.clients)
         self._discovery_lock = threading.Lock()
         self._stop = threading.Event()
         self._discovery_thread: threading.Thread | None = None
@@ -126,8 +132,12 @@ class LocalRuntime:
             consumers = list(self.consumers.values()) + list(self._stopping.values())
             self.consumers.clear()
             self._stopping.clear()
+            schedules = list(self.schedules.values())
+            self.schedules.clear()
         for consumer in consumers:
             consumer.stop()
+        for schedule in schedules:
+            schedule.stop()
         timeout = self.config.stop_timeout
         if timeout is None:
             timeout = max([self._work_timeout(c) for c in consumers] + [0]) + 5.0
@@ -300,6 +310,65 @@ class LocalRuntime:
         for uuid in [u for u, c in self.consumers.items() if isinstance(c, EsmRunner) and u not in found.mappings]:
             log.info("event source mapping deleted; stopping its pollers esm=%s", uuid)
             self._retire(uuid)
+        self._apply_delivery_streams(found)
+        self._apply_schedules(found)
+
+    def _apply_delivery_streams(self, found: Discovery) -> None:
+        wanted = set()
+        for name, spec in found.delivery_streams.items():
+            consumer_id = f"firehose:{name}"
+            runner = self.consumers.get(consumer_id)
+            if spec.status != "ACTIVE" or spec.source_stream_arn not in found.shards:
+                self._log_once(("firehose-inactive", name, spec.status), "delivery stream not delivered (%s) name=%s",
+                               spec.status if spec.status != "ACTIVE" else "source stream not readable", name)
+                continue
+            if spec.processor_arn and function_name_from_arn(spec.processor_arn) not in found.functions:
+                self._log_once(("firehose-no-function", name), "delivery stream not delivered (its transformation "
+                               "%s is not deployed) name=%s", spec.processor_arn, name)
+                continue
+            wanted.add(consumer_id)
+            if runner is None:
+                self._await_retired(consumer_id)
+                log.info("delivery stream discovered name=%s source=%s table=%s processor=%s buffer=%.1fMB/%ss",
+                         name, spec.source_stream_arn, spec.table, spec.processor_arn,
+                         spec.buffer_bytes / 1048576, spec.buffer_seconds)
+                runner = FirehoseRunner(spec, reader=BotoShardReader(self.clients.new("kinesis", spec.region),
+                                                                     spec.source_stream_arn),
+                                        store=self.store, invoker=self.invoker, objects=self.objects,
+                                        warehouse=self.warehouse, settings=self.config.poller)
+                self.consumers[consumer_id] = runner
+            elif isinstance(runner, FirehoseRunner) and runner.spec.fingerprint() != spec.fingerprint():
+                log.info("delivery stream changed; applies from the next delivery name=%s", name)
+                runner.update(spec)
+            runner.sync_shards(found.shards.get(spec.source_stream_arn, ()),
+                               found.retention_seconds.get(spec.source_stream_arn))
+        for consumer_id in [c for c, r in self.consumers.items() if isinstance(r, FirehoseRunner) and c not in wanted]:
+            log.info("delivery stream gone or inactive; stopping its pollers %s", consumer_id)
+            self._retire(consumer_id)
+
+    def _apply_schedules(self, found: Discovery) -> None:
+        for name, spec in found.schedules.items():
+            runner = self.schedules.get(name)
+            if runner is None:
+                log.info("scheduled rule discovered rule=%s expression=%s targets=%s", name, spec.expression,
+                         ",".join(arn for arn, _ in spec.targets))
+                runner = ScheduleRunner(spec, self.invoker)
+                self.schedules[name] = runner
+                runner.start()
+            elif runner.spec.fingerprint() != spec.fingerprint():
+                log.info("scheduled rule changed rule=%s expression=%s", name, spec.expression)
+                runner.update(spec)
+        for name in [n for n in self.schedules if n not in found.schedules]:
+            log.info("scheduled rule deleted rule=%s", name)
+            self.schedules.pop(name).stop()
+
+    def run_schedule(self, name: str) -> bool:
+        """Run a scheduled rule now; False if there is no such rule."""
+        runner = self.schedules.get(name)
+        if runner is None:
+            return False
+        runner.run_now()
+        return True
 
     def _work_timeout(self, consumer: StreamConsumer) -> float:
         """How long the work a consumer has in hand may take (its function's timeout)."""
@@ -353,6 +422,7 @@ class LocalRuntime:
             "functions": self.invoker.status(),
             # every stream consumer, with its kind (event-source-mapping, …) and its shards
             "consumers": [c.status() for c in sorted(consumers, key=lambda c: (c.kind, c.name, c.consumer_id))],
+            "schedules": [r.status() for _, r in sorted(self.schedules.items())],
             "gateway": dict(self.gateway.status(), url=self.gateway_url),
         }
 
