@@ -1,6 +1,7 @@
 """The embedded AWS emulator: moto's server on 127.0.0.1, with shopstream's start-up
 patches (see :mod:`devstack.emulator.patches`), run as its own process so it has a core
-of its own and outlives a restart of the local runtime."""
+of its own and outlives a restart of the local runtime. Its Redshift Data API runs on the
+local warehouse, which this process owns (:mod:`devstack.emulator.data_api`)."""
 from __future__ import annotations
 
 import os
@@ -55,16 +56,27 @@ class Emulator:
 
     @classmethod
     def start(
-        cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0, patched: bool = True
+        cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0, patched: bool = True,
+        warehouse_url: str | None = None, warehouse_dir: str | os.PathLike[str] | None = None,
+        fresh_warehouse: bool = False,
     ) -> "Emulator":
-        """Start the emulator on 127.0.0.1:``port``; ``patched=False`` serves moto as released."""
+        """Start the emulator on 127.0.0.1:``port``; ``patched=False`` serves moto as released.
+
+        The local warehouse behind its Data API: ``warehouse_url`` (``postgresql://…``), or
+        DuckDB in ``warehouse_dir`` (a temporary directory if None); ``fresh_warehouse``
+        drops what an earlier stack left there."""
         endpoint = f"http://127.0.0.1:{port}"
         if is_up(endpoint):
             raise EmulatorError(f"something already answers on {endpoint}; stop it or choose another port")
         # without a log file, output goes to an unnamed temporary file, so that a failed
         # start can say why (e.g. a start-up patch that no longer fits moto)
         log = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
+        from devstack.emulator import data_api
+
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env[data_api.ENV_URL] = warehouse_url or ""
+        env[data_api.ENV_DIR] = str(warehouse_dir) if warehouse_dir else ""
+        env[data_api.ENV_FRESH] = "1" if fresh_warehouse else "0"
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack.emulator.server", "--port", str(port)]
             + ([] if patched else ["--no-patches"]),

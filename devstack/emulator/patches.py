@@ -57,6 +57,16 @@ observable behaviour (responses, ordering, pagination) exactly as it was:
     known type) is now taken as it is, binary base64-decoded and maps and lists
     recursively, exactly as the generic parser reads it; anything else still goes
     through the generic parser (and its errors).
+``redshift-cluster``
+    A cluster never reported ``ClusterAvailabilityStatus`` (and a few more fields the AWS
+    provider waits for or compares): ``aws_redshift_cluster`` failed its apply with
+    "unexpected state '', wanted 'Available'". New clusters now report them as AWS does,
+    and their maintenance window in the lower case AWS returns.
+``redshift-data``
+    moto's Data API answered every statement with one canned table and had no
+    BatchExecuteStatement. Its actions now run on the local warehouse
+    (:mod:`devstack.emulator.data_api`): ExecuteStatement, BatchExecuteStatement,
+    DescribeStatement, GetStatementResult, CancelStatement, ListStatements.
 ``response-overhead``
     Every response body, JSON included, was searched with a look-behind regex for an
     XML ``<RequestId>`` to rewrite (milliseconds on a multi-megabyte GetRecords page),
@@ -89,12 +99,14 @@ class PatchError(RuntimeError):
 
 @dataclass(frozen=True)
 class _Target:
-    """One attribute to replace, and what its current value must look like."""
+    """One attribute to replace, and what its current value must look like — or, with
+    ``new``, one moto lacks and the patch adds (it must still be absent)."""
 
     module: str
     path: str  # "function" or "Class.method"
     params: tuple[str, ...]  # parameter names of the original, in order
     calls: tuple[str, ...] = ()  # source fragments the patch relies on
+    new: bool = False
 
     @property
     def name(self) -> str:
@@ -538,9 +550,80 @@ def _method_names(original: Callable[[object], list[str]]) -> Callable[[object],
     return method_names_from_class
 
 
+# ── redshift-cluster ───────────────────────────────────────────────────────────
+# What DescribeClusters reports beyond moto's fields (the serializer reads attributes
+# named after the shape's members): the AWS provider waits for ClusterAvailabilityStatus
+# "Available" and compares the others with what it sent.
+
+_CLUSTER_FIELDS = {
+    "cluster_availability_status": "Available",
+    "availability_zone_relocation_status": "disabled",
+    "multi_az": "Disabled",
+    "manual_snapshot_retention_period": -1,
+    "maintenance_track_name": "current",
+}
+
+
+def _cluster_init(original: Callable[..., Any]) -> Callable[..., Any]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        for name, value in _CLUSTER_FIELDS.items():
+            if getattr(self, name, None) is None:
+                setattr(self, name, value)
+        if isinstance(self.preferred_maintenance_window, str):
+            self.preferred_maintenance_window = self.preferred_maintenance_window.lower()
+
+    return __init__
+
+
+# ── redshift-data ──────────────────────────────────────────────────────────────
+# Each action of moto's redshift-data response class is answered by the local Data API.
+
+def _data_api_target(response: Any) -> dict[str, str]:
+    target = {}
+    for key in ("ClusterIdentifier", "WorkgroupName", "Database", "DbUser", "SecretArn"):
+        value = response._get_param(key)
+        if value:
+            target[key] = value
+    return target
+
+
+def _data_api_action(action: str) -> Callable[[Callable[..., Any] | None], Callable[..., Any]]:
+    def make(original: Callable[..., Any] | None) -> Callable[..., Any]:
+        def handler(self: Any) -> tuple[int, dict[str, str], str]:
+            import json
+
+            from devstack.emulator.data_api import DataApiError, api
+
+            local = api()
+            try:
+                if action == "execute_statement":
+                    body = local.execute_statement(self._get_param("Sql"), _data_api_target(self))
+                elif action == "batch_execute_statement":
+                    body = local.batch_execute_statement(self._get_param("Sqls"), _data_api_target(self))
+                elif action == "describe_statement":
+                    body = local.describe_statement(self._get_param("Id"))
+                elif action == "get_statement_result":
+                    body = local.get_statement_result(self._get_param("Id"), self._get_param("NextToken"))
+                elif action == "cancel_statement":
+                    body = local.cancel_statement(self._get_param("Id"))
+                else:
+                    body = local.list_statements(self._get_param("Status"), int(self._get_param("MaxResults") or 100))
+            except DataApiError as exc:
+                return exc.status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                    {"__type": exc.code, "message": exc.message})
+            return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body, default=str)
+
+        handler.__name__ = action
+        return handler
+
+    return make
+
+
 # ── the list ───────────────────────────────────────────────────────────────────
 
 _KINESIS = "moto.kinesis.models"
+_DATA_API = "moto.redshiftdata.responses"
 _DDB_TABLE = "moto.dynamodb.models.table"
 
 PATCHES: tuple[_Patch, ...] = (
@@ -625,6 +708,29 @@ PATCHES: tuple[_Patch, ...] = (
         _parse_structure,
     ),
     _Patch(
+        "redshift-cluster",
+        _Target("moto.redshift.models", "Cluster.__init__",
+                ("self", "redshift_backend", "cluster_identifier", "node_type", "master_username",
+                 "master_user_password", "db_name", "cluster_type", "cluster_security_groups",
+                 "vpc_security_group_ids", "cluster_subnet_group_name", "availability_zone",
+                 "preferred_maintenance_window", "cluster_parameter_group_name",
+                 "automated_snapshot_retention_period", "port", "cluster_version", "allow_version_upgrade",
+                 "number_of_nodes", "publicly_accessible", "encrypted", "region_name", "tags", "iam_roles_arn",
+                 "enhanced_vpc_routing", "restored_from_snapshot", "kms_key_id"),
+                ("self.preferred_maintenance_window = (",)),
+        _cluster_init,
+    ),
+    *(
+        _Patch("redshift-data", _Target(_DATA_API, f"RedshiftDataAPIServiceResponse.{action}", ("self",),
+                                        ("self.redshiftdata_backend.",)), _data_api_action(action))
+        for action in ("execute_statement", "describe_statement", "get_statement_result", "cancel_statement")
+    ),
+    *(
+        _Patch("redshift-data", _Target(_DATA_API, f"RedshiftDataAPIServiceResponse.{action}", ("self",), new=True),
+               _data_api_action(action))
+        for action in ("batch_execute_statement", "list_statements")
+    ),
+    _Patch(
         "response-overhead",
         _Target("moto.core.responses", "BaseResponse._enrich_response", ("headers", "body"),
                 ("gen_amzn_requestid_long(headers)", "<RequestId>", 'headers["status"] = str(headers["status"])')),
@@ -645,12 +751,18 @@ def _resolve(target: _Target) -> tuple[Any, str, Any]:
         if owner is None:
             raise PatchError(f"{target.module}.{parent} no longer exists")
     original = owner.__dict__.get(attribute) if isinstance(owner, type) else getattr(owner, attribute, None)
+    if target.new:
+        if original is not None or (isinstance(owner, type) and hasattr(owner, attribute)):
+            raise PatchError(f"{target.name} exists now; the patch that adds it would shadow moto's own")
+        return owner, attribute, None
     if original is None:
         raise PatchError(f"{target.name} no longer exists")
     return owner, attribute, original
 
 
 def _check(target: _Target, original: Any) -> None:
+    if target.new:
+        return
     if not callable(original):
         raise PatchError(f"{target.name} is no longer a function")
     params = tuple(inspect.signature(original).parameters)
@@ -701,7 +813,8 @@ def apply(patches: tuple[_Patch, ...] = PATCHES) -> list[str]:
             static = isinstance(original, staticmethod)  # patched as a function, installed as a staticmethod
             function = original.__func__ if static else original
             replacement = patch.make(function)
-            replacement.__wrapped__ = function  # type: ignore[attr-defined]
+            if function is not None:
+                replacement.__wrapped__ = function  # type: ignore[attr-defined]
             replacement.__qualname__ = patch.target.path
             replacements.append((owner, attribute, staticmethod(replacement) if static else replacement, patch))
         for owner, attribute, replacement, patch in replacements:
