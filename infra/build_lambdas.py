@@ -61,6 +61,8 @@ FUNCTIONS: dict[str, Function] = {
     "invoice-writer": Function("invoice-writer.zip", "consumers.invoices.handler"),
     "query-api": Function("query-api.zip", "query_api.handler"),
     "archive-writer": Function("archive-writer.zip", "consumers.archive.handler"),
+    "firehose-transform": Function("firehose-transform.zip", "firehose.handler"),
+    "warehouse-merge": Function("warehouse-merge.zip", "warehouse.merge.handler"),
 }
 
 # Layer key (infra/terraform local.layers) -> its zip, requirements and what it provides.
@@ -85,7 +87,7 @@ RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "da
 PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse"})
 LOCAL_ONLY = frozenset({"devstack", "tests", "scripts", "bench", "infra"})
 # Non-Python files a package reads at run time (glob patterns relative to the package).
-PACKAGE_DATA: dict[str, tuple[str, ...]] = {}
+PACKAGE_DATA: dict[str, tuple[str, ...]] = {"warehouse": ("sql/**/*.sql",)}
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 

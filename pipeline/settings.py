@@ -20,6 +20,10 @@ ENV_QUARANTINE_QUEUE_URL = "SHOPSTREAM_QUARANTINE_QUEUE_URL"
 ENV_MAX_BODY_BYTES = "SHOPSTREAM_MAX_BODY_BYTES"
 ENV_ARCHIVE_BUCKET = "SHOPSTREAM_ARCHIVE_BUCKET"
 ENV_ARCHIVE_PREFIX = "SHOPSTREAM_ARCHIVE_PREFIX"
+ENV_REDSHIFT_DATABASE = "SHOPSTREAM_REDSHIFT_DATABASE"
+ENV_REDSHIFT_CLUSTER = "SHOPSTREAM_REDSHIFT_CLUSTER"
+ENV_REDSHIFT_WORKGROUP = "SHOPSTREAM_REDSHIFT_WORKGROUP"
+ENV_REDSHIFT_SECRET_ARN = "SHOPSTREAM_REDSHIFT_SECRET_ARN"
 ENV_SIZE_MEDIUM_FROM = "SHOPSTREAM_SIZE_MEDIUM_FROM"
 ENV_SIZE_LARGE_FROM = "SHOPSTREAM_SIZE_LARGE_FROM"
 # Set by the Lambda service (AWS_REGION) or, locally, by the local runtime
@@ -34,6 +38,10 @@ FUNCTION_ENV: Mapping[str, frozenset[str]] = {
     "invoice-writer": frozenset({ENV_INVOICES_TABLE, ENV_QUARANTINE_QUEUE_URL}),
     "query-api": frozenset({ENV_INVOICES_TABLE}),
     "archive-writer": frozenset({ENV_ARCHIVE_BUCKET, ENV_ARCHIVE_PREFIX, ENV_QUARANTINE_QUEUE_URL}),
+    "firehose-transform": frozenset({ENV_SIZE_MEDIUM_FROM, ENV_SIZE_LARGE_FROM}),
+    # one of the cluster and the workgroup is empty: the warehouse is one or the other
+    "warehouse-merge": frozenset({ENV_REDSHIFT_DATABASE, ENV_REDSHIFT_CLUSTER, ENV_REDSHIFT_WORKGROUP,
+                                  ENV_REDSHIFT_SECRET_ARN}),
 }
 POWERTOOLS_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"})
 
@@ -54,6 +62,10 @@ class Settings:
     quarantine_queue_url: str | None = None
     archive_bucket: str | None = None
     archive_prefix: str = "archive/"
+    redshift_database: str | None = None
+    redshift_cluster: str | None = None
+    redshift_workgroup: str | None = None
+    redshift_secret_arn: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     size_medium_from: Decimal = DEFAULT_SIZE_MEDIUM_FROM
     size_large_from: Decimal = DEFAULT_SIZE_LARGE_FROM
@@ -82,10 +94,20 @@ class Settings:
             quarantine_queue_url=env.get(ENV_QUARANTINE_QUEUE_URL) or None,
             archive_bucket=env.get(ENV_ARCHIVE_BUCKET) or None,
             archive_prefix=env.get(ENV_ARCHIVE_PREFIX) or "archive/",
+            redshift_database=env.get(ENV_REDSHIFT_DATABASE) or None,
+            redshift_cluster=env.get(ENV_REDSHIFT_CLUSTER) or None,
+            redshift_workgroup=env.get(ENV_REDSHIFT_WORKGROUP) or None,
+            redshift_secret_arn=env.get(ENV_REDSHIFT_SECRET_ARN) or None,
             max_body_bytes=max_body,
             size_medium_from=sizes[ENV_SIZE_MEDIUM_FROM],
             size_large_from=sizes[ENV_SIZE_LARGE_FROM],
         )
+
+    def redshift_target(self) -> dict[str, str]:
+        """The Data API target: ``{"cluster_id": …}`` or ``{"workgroup": …}``, exactly one."""
+        if bool(self.redshift_cluster) == bool(self.redshift_workgroup):
+            raise ConfigurationError(f"exactly one of {ENV_REDSHIFT_CLUSTER} and {ENV_REDSHIFT_WORKGROUP} must be set")
+        return {"cluster_id": self.redshift_cluster} if self.redshift_cluster else {"workgroup": self.redshift_workgroup}  # type: ignore[dict-item]
 
     def require(self, attribute: str) -> str:
         """The value of a setting this function cannot run without."""
@@ -96,6 +118,7 @@ class Settings:
                 "invoices_table": ENV_INVOICES_TABLE,
                 "quarantine_queue_url": ENV_QUARANTINE_QUEUE_URL,
                 "archive_bucket": ENV_ARCHIVE_BUCKET,
+                "redshift_database": ENV_REDSHIFT_DATABASE,
             }.get(attribute, attribute)
             raise ConfigurationError(f"{env_name} is not set")
         return value

@@ -81,6 +81,25 @@ locals {
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["archive-writer"].arn]
       },
     ]
+    "firehose-transform" = [] # a pure function of its input: logs only
+    "warehouse-merge" = [
+      {
+        sid       = "RunStatements"
+        actions   = ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"]
+        resources = [local.redshift_provisioned ? aws_redshift_cluster.warehouse[0].arn : aws_redshiftserverless_workgroup.warehouse[0].arn]
+      },
+      {
+        # statement ids are not resources: these actions take "*" only
+        sid       = "FollowStatements"
+        actions   = ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult", "redshift-data:CancelStatement"]
+        resources = ["*"]
+      },
+      {
+        sid       = "ReadWarehouseSecret"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [aws_secretsmanager_secret.warehouse_admin.arn]
+      },
+    ]
     "query-api" = [
       {
         sid       = "ReadInvoices"

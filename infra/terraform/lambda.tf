@@ -46,6 +46,32 @@ locals {
         SHOPSTREAM_QUARANTINE_QUEUE_URL = aws_sqs_queue.quarantine.url
       }
     }
+    "firehose-transform" = {
+      description = "Firehose transformation: each invoice event -> its line rows for the warehouse's staging table"
+      handler     = "firehose.handler.lambda_handler"
+      zip         = "firehose-transform.zip"
+      layers      = ["deps"]
+      memory_size = 512
+      timeout     = 60 # Firehose allows up to 5 minutes; a 1 MB buffer takes well under a second
+      environment = {
+        SHOPSTREAM_SIZE_MEDIUM_FROM = var.size_class_medium_from
+        SHOPSTREAM_SIZE_LARGE_FROM  = var.size_class_large_from
+      }
+    }
+    "warehouse-merge" = {
+      description = "Scheduled: applies warehouse migrations, merges staged rows into the fact and dimensions, refreshes the views"
+      handler     = "warehouse.merge.handler.lambda_handler"
+      zip         = "warehouse-merge.zip"
+      layers      = ["deps"]
+      memory_size = 256
+      timeout     = 900 # a merge waits for its Data API statements
+      environment = {
+        SHOPSTREAM_REDSHIFT_DATABASE   = var.redshift_database
+        SHOPSTREAM_REDSHIFT_CLUSTER    = local.redshift_cluster_id
+        SHOPSTREAM_REDSHIFT_WORKGROUP  = local.redshift_workgroup
+        SHOPSTREAM_REDSHIFT_SECRET_ARN = aws_secretsmanager_secret.warehouse_admin.arn
+      }
+    }
     "query-api" = {
       description = "GET /invoices/{invoice_no}, GET /customers/{customer_id}/invoices, GET /openapi.json"
       handler     = "query_api.handler.lambda_handler"

@@ -67,3 +67,34 @@ output "region" {
   description = "Region the stack is deployed in."
   value       = var.region
 }
+
+output "delivery_bucket_name" {
+  description = "Name of Firehose's delivery bucket (staging objects, errors, source-record backup)."
+  value       = aws_s3_bucket.delivery.bucket
+}
+
+output "firehose_prefixes" {
+  description = "Key prefixes in the delivery bucket: staging, errors, backup."
+  value       = local.firehose_prefixes
+}
+
+output "delivery_stream_name" {
+  description = "Name of the Firehose delivery stream (events stream -> warehouse staging table)."
+  value       = aws_kinesis_firehose_delivery_stream.warehouse.name
+}
+
+output "warehouse" {
+  description = "Where the warehouse is: Data API target (cluster id or workgroup), database, JDBC URL, and the ARN of the admin secret (not the secret)."
+  value = {
+    deployment = local.redshift_provisioned ? "provisioned" : "serverless"
+    cluster_id = local.redshift_cluster_id
+    workgroup  = local.redshift_workgroup
+    database   = var.redshift_database
+    host       = local.redshift_host
+    port       = local.redshift_port
+    jdbc_url   = local.redshift_jdbc_url
+    secret_arn = aws_secretsmanager_secret.warehouse_admin.arn
+    staging    = local.warehouse_staging_table
+    merge_rule = aws_cloudwatch_event_rule.merge.name
+  }
+}

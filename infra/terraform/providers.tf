@@ -26,17 +26,24 @@ provider "aws" {
   dynamic "endpoints" {
     for_each = local.emulated ? [var.emulator_endpoint] : []
     content {
-      apigatewayv2 = endpoints.value
-      cloudwatch   = endpoints.value
-      dynamodb     = endpoints.value
-      iam          = endpoints.value
-      kinesis      = endpoints.value
-      kms          = endpoints.value
-      lambda       = endpoints.value
-      logs         = endpoints.value
-      s3           = endpoints.value
-      sqs          = endpoints.value
-      sts          = endpoints.value
+      apigatewayv2       = endpoints.value
+      cloudwatch         = endpoints.value
+      cloudwatchevents   = endpoints.value
+      dynamodb           = endpoints.value
+      ec2                = endpoints.value
+      firehose           = endpoints.value
+      iam                = endpoints.value
+      kinesis            = endpoints.value
+      kms                = endpoints.value
+      lambda             = endpoints.value
+      logs               = endpoints.value
+      redshift           = endpoints.value
+      redshiftdata       = endpoints.value
+      redshiftserverless = endpoints.value
+      s3                 = endpoints.value
+      secretsmanager     = endpoints.value
+      sqs                = endpoints.value
+      sts                = endpoints.value
     }
   }
 

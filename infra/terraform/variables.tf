@@ -113,3 +113,151 @@ variable "force_destroy_buckets" {
   type        = bool
   default     = false
 }
+
+variable "redshift_deployment" {
+  description = "Redshift on AWS: \"serverless\" (a namespace and a workgroup) or \"provisioned\" (a cluster). The emulator always uses a cluster."
+  type        = string
+  default     = "serverless"
+
+  validation {
+    condition     = contains(["serverless", "provisioned"], var.redshift_deployment)
+    error_message = "redshift_deployment must be \"serverless\" or \"provisioned\"."
+  }
+}
+
+variable "redshift_database" {
+  description = "Name of the warehouse database."
+  type        = string
+  default     = "shopstream"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9_]{0,63}$", var.redshift_database))
+    error_message = "redshift_database must be lower-case letters, digits and underscores, starting with a letter."
+  }
+}
+
+variable "redshift_admin_username" {
+  description = "Admin user of the warehouse (its password is generated and kept in Secrets Manager only)."
+  type        = string
+  default     = "shopstream_admin"
+}
+
+variable "redshift_admin_password_version" {
+  description = "Bump to generate a new admin password (written to Secrets Manager and Redshift, never to the state)."
+  type        = number
+  default     = 1
+}
+
+variable "redshift_node_type" {
+  description = "Node type of the provisioned cluster."
+  type        = string
+  default     = "ra3.large"
+}
+
+variable "redshift_number_of_nodes" {
+  description = "Nodes of the provisioned cluster."
+  type        = number
+  default     = 1
+}
+
+variable "redshift_serverless_base_capacity" {
+  description = "Base capacity (RPUs) of the Redshift Serverless workgroup."
+  type        = number
+  default     = 8
+}
+
+variable "redshift_skip_final_snapshot" {
+  description = "Whether destroying the provisioned cluster skips its final snapshot."
+  type        = bool
+  default     = false
+}
+
+variable "warehouse_ingress_cidr_blocks" {
+  description = "CIDR blocks allowed to connect to Redshift on 5439: the region's Firehose range (see warehouse.tf) and analysts' tools such as Tableau. Empty: not publicly accessible."
+  type        = list(string)
+  default     = []
+}
+
+variable "merge_schedule_expression" {
+  description = "When the warehouse merge runs (EventBridge schedule expression). rate(N seconds) is accepted by the local emulator only."
+  type        = string
+  default     = "rate(5 minutes)"
+
+  validation {
+    condition     = can(regex("^(rate\\([0-9]+ (second|seconds|minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.merge_schedule_expression))
+    error_message = "merge_schedule_expression must be rate(N unit) or cron(...)."
+  }
+}
+
+variable "size_class_medium_from" {
+  description = "Line amount (absolute, shop currency) from which a line is Medium rather than Small."
+  type        = string
+  default     = "10"
+}
+
+variable "size_class_large_from" {
+  description = "Line amount (absolute, shop currency) from which a line is Large."
+  type        = string
+  default     = "100"
+}
+
+variable "firehose_buffering_size_mb" {
+  description = "Firehose's S3 buffer before each staging object and COPY (1-128 MB)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.firehose_buffering_size_mb >= 1 && var.firehose_buffering_size_mb <= 128
+    error_message = "firehose_buffering_size_mb must be between 1 and 128."
+  }
+}
+
+variable "firehose_buffering_interval_seconds" {
+  description = "Firehose's longest wait before a staging object and COPY (0-900 s; AWS's default is 300, the local stack uses a short one)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.firehose_buffering_interval_seconds >= 0 && var.firehose_buffering_interval_seconds <= 900
+    error_message = "firehose_buffering_interval_seconds must be between 0 and 900."
+  }
+}
+
+variable "firehose_processor_buffer_size_mb" {
+  description = "Records per transformation call, in MB of source data (0.2-3; invoice -> lines grows data ~2.5x, and a response is capped at 6 MB)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.firehose_processor_buffer_size_mb >= 0.2 && var.firehose_processor_buffer_size_mb <= 2
+    error_message = "firehose_processor_buffer_size_mb must be between 0.2 and 2 (the transformation's response must stay under 6 MB)."
+  }
+}
+
+variable "firehose_processor_buffer_interval_seconds" {
+  description = "Longest wait before a transformation call (0-900 s)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.firehose_processor_buffer_interval_seconds >= 0 && var.firehose_processor_buffer_interval_seconds <= 900
+    error_message = "firehose_processor_buffer_interval_seconds must be between 0 and 900."
+  }
+}
+
+variable "firehose_retry_duration_seconds" {
+  description = "How long Firehose retries a failed COPY before it writes the batch's manifest under the error prefix (0-7200 s)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.firehose_retry_duration_seconds >= 0 && var.firehose_retry_duration_seconds <= 7200
+    error_message = "firehose_retry_duration_seconds must be between 0 and 7200."
+  }
+}
+
+variable "firehose_staging_retention_days" {
+  description = "Days the delivery bucket keeps staging objects (the warehouse holds the data once merged)."
+  type        = number
+  default     = 7
+}

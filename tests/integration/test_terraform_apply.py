@@ -35,8 +35,10 @@ HANDLERS = {
     "invoice-writer": "consumers.invoices.handler.lambda_handler",
     "archive-writer": "consumers.archive.handler.lambda_handler",
     "query-api": "query_api.handler.lambda_handler",
+    "firehose-transform": "firehose.handler.lambda_handler",
+    "warehouse-merge": "warehouse.merge.handler.lambda_handler",
 }
-LAYERS = {"ingest": ["deps"], "invoice-writer": ["deps"], "archive-writer": ["deps", "arrow"], "query-api": ["deps"]}
+LAYERS = {key: ["deps", "arrow"] if key == "archive-writer" else ["deps"] for key in HANDLERS}
 STREAM_CONSUMERS = {"invoice-writer": (25, 1), "archive-writer": (10000, 60)}  # batch size, window
 
 

@@ -25,6 +25,8 @@ HANDLERS = {
     "invoice-writer": "consumers/invoices/handler.py",
     "query-api": "query_api/handler.py",
     "archive-writer": "consumers/archive/handler.py",
+    "firehose-transform": "firehose/handler.py",
+    "warehouse-merge": "warehouse/merge/handler.py",
 }
 
 

@@ -1,0 +1,1 @@
+"""The scheduled warehouse merge (an EventBridge rule's Lambda target)."""
