@@ -1,8 +1,12 @@
 """``shopstream``: run the pipeline on this machine.
 
-    shopstream up                     # emulator + terraform apply + local runtime, then return
-    shopstream status                 # what runs, consumer positions
+    shopstream up [--warehouse postgresql://…]   # emulator + terraform apply + local runtime, then return
+    shopstream status                            # what runs, consumer positions, schedules
     shopstream replay data.zip --speedup 3600
+    shopstream sql "select count(*) from fact_invoice_lines" [--format table|json|csv]
+    shopstream reconcile --data data.zip [--json]  # source vs DynamoDB vs archive vs warehouse
+    shopstream backfill --from 2011-01-01 --to 2011-01-31
+    shopstream dashboard [--port 8090]
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
 """
@@ -23,6 +27,7 @@ def _config(args: argparse.Namespace) -> stack.StackConfig:
         gateway_port=args.gateway_port,
         admin_port=args.admin_port,
         region=args.region,
+        warehouse_url=getattr(args, "warehouse", None),
     )
 
 
@@ -34,6 +39,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  HTTP API   {config.api_url}   e.g. curl {config.api_url}/invoices/536365")
     print(f"  emulator   {config.emulator_url}   (AWS_ENDPOINT_URL={config.emulator_url} aws kinesis list-streams)")
     print(f"  runtime    {config.admin_url}/status")
+    print(f"  warehouse  {stack._redacted(config.warehouse_url) if config.warehouse_url else config.warehouse_dir}"
+          "   (shopstream sql \"select count(*) from fact_invoice_lines\")")
     print(f"  logs       {config.log_dir}")
     print("  next       shopstream replay data/sample/online-retail-2010-12-01_to_03.csv · shopstream down")
     return 0
@@ -55,6 +62,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"runtime   {'up' if runtime['status'] else 'down'}  {runtime['admin_url']}  pid {runtime['pid'] or '-'}")
     for line in describe_consumers((runtime["status"] or {}).get("consumers", [])):
         print(line)
+    for schedule in (runtime["status"] or {}).get("schedules", []):
+        last = "never" if schedule.get("last_completed_at") is None else (
+            "ok" if schedule.get("last_ok") else f"failed: {schedule.get('last_error')}")
+        print(f"  schedule  {schedule.get('name')} {schedule.get('expression')}: {schedule.get('runs', 0)} runs, "
+              f"last {last}")
     return 0 if emulator["answering"] else 1
 
 
@@ -76,6 +88,10 @@ _SHARD_COUNTS = (
     ("records_processed", "records"),
     ("batch_failures", "failed batches"),
     ("records_sent_to_destination", "sent to the on-failure destination"),
+    ("records_read", "records"),
+    ("rows_loaded", "rows loaded"),
+    ("records_processing_failed", "processing failed"),
+    ("copy_failures", "failed COPYs"),
 )
 
 
@@ -89,6 +105,45 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return 2
         args.endpoint = config.api_url
     return run(args)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from devstack.sql import format_result
+
+    config = _config(args)
+    info = stack.require_running(config)
+    from warehouse.data_api import StatementFailed
+
+    try:
+        result = stack.warehouse_executor(config, info).execute(args.query)
+    except StatementFailed as exc:
+        print(f"sql: {exc}", file=sys.stderr)
+        return 1
+    print(format_result(result, args.format))
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from devstack import reconcile
+
+    config = _config(args)
+    info = stack.require_running(config)
+    source, problems = reconcile.source_figures(args.data)
+    sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+                                   execute=stack.warehouse_executor(config, info).execute)
+    report = reconcile.reconcile(source, sinks, problems)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else reconcile.format_report(report))
+    return 0 if report.ok else 1
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from scripts.backfill_archive import run
+
+    config = _config(args)
+    info = stack.require_running(config)
+    return run(args, bucket=info.outputs["archive_bucket_name"], stream=info.outputs["stream_name"],
+               prefix=info.outputs.get("archive_prefix") or "archive/", endpoint_url=config.emulator_url,
+               region=config.region)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -106,7 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--region", default=stack.DEFAULT_REGION)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sub.add_parser("up", help="start the emulator, apply the Terraform, start the local runtime").set_defaults(func=cmd_up)
+    warehouse_help = ("the local warehouse: a PostgreSQL URL such as postgresql://user@127.0.0.1:5432/shop "
+                      "(default: an embedded DuckDB file under the state directory)")
+    up = sub.add_parser("up", help="start the emulator, apply the Terraform, start the local runtime")
+    up.add_argument("--warehouse", help=warehouse_help)
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop everything and forget local state").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="what runs and where the consumers are")
     status.add_argument("--json", action="store_true")
@@ -118,7 +177,25 @@ def build_parser() -> argparse.ArgumentParser:
     replay_parser(replay)
     replay.set_defaults(func=cmd_replay)
 
+    sql = sub.add_parser("sql", help="run one SQL statement (Redshift's dialect) on the warehouse")
+    sql.add_argument("query", help='e.g. "select * from mv_top_products_by_country where country = \'France\' '
+                                   'order by rank limit 3"')
+    sql.add_argument("--format", choices=("table", "json", "csv"), default="table", help="how to print the rows")
+    sql.set_defaults(func=cmd_sql)
+
+    rec = sub.add_parser("reconcile", help="compare the source with DynamoDB, the archive and the warehouse")
+    rec.add_argument("--data", required=True, help="the source: Kaggle zip, CSV, directory or glob")
+    rec.add_argument("--json", action="store_true", help="one JSON object with a key per sink")
+    rec.set_defaults(func=cmd_reconcile)
+
+    from scripts.backfill_archive import build_parser as backfill_parser
+
+    backfill = sub.add_parser("backfill", help="re-inject a date range of the archive into the stream")
+    backfill_parser(backfill, local=True)
+    backfill.set_defaults(func=cmd_backfill)
+
     demo = sub.add_parser("demo", help="up, replay, wait until drained, print the summary, down")
+    demo.add_argument("--warehouse", help=warehouse_help)
     demo.add_argument("--data", help="Kaggle zip, CSV, directory or glob (default: the bundled sample)")
     demo.add_argument("--report", help="write a JSON report here")
     demo.add_argument("--keep", action="store_true", help="leave the stack up afterwards")

@@ -116,6 +116,26 @@ def verify_through_api(api_url: str, source: str, *, workers: int = 8, progress:
     return result
 
 
+def wait_for_every_sink(config: stack.StackConfig, info: stack.StackInfo, since: float, *,
+                        timeout: float = 600.0, say: Callable[[str], None] = print) -> dict[str, float]:
+    """Wait until every stream consumer has handled what was written before ``since``, then
+    until a warehouse merge that started afterwards has completed; returns when each sink
+    was complete (seconds after ``since``)."""
+    from devstack.runtime.client import run_schedule, wait_for_schedule, wait_until_drained
+
+    done: dict[str, float] = {}
+    state = wait_until_drained(config.admin_url, since=since, timeout=timeout)
+    drained = time.time()
+    for consumer in state.get("consumers", []):
+        last = max((s.get("last_empty_poll_started_at") or since for s in consumer.get("shards", [])), default=since)
+        done[consumer.get("name")] = round(max(0.0, last - since), 2)
+    rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
+    run_schedule(config.admin_url, rule)
+    wait_for_schedule(config.admin_url, rule, since=drained, timeout=timeout)
+    done["warehouse (merged, views refreshed)"] = round(time.time() - since, 2)
+    return done
+
+
 def run_demo(
     config: stack.StackConfig,
     *,
@@ -126,7 +146,7 @@ def run_demo(
     drain_timeout: float = 600.0,
     say: Callable[[str], None] = print,
 ) -> int:
-    from devstack.runtime.client import wait_until_drained
+    from devstack import reconcile
 
     source = data or str(SAMPLE)
     label = "bundled sample" if data is None else "your data"
@@ -137,65 +157,79 @@ def run_demo(
         started = time.monotonic()
         stats = replay(source, endpoint=config.api_url)
         replay_done = time.time()
-        say("• drain           waiting until every consumer has caught up")
-        wait_until_drained(config.admin_url, since=replay_done, timeout=drain_timeout)
+        say("• drain           waiting for DynamoDB, the archive and the warehouse (merged, views refreshed)")
+        sink_times = wait_for_every_sink(config, info, replay_done, timeout=drain_timeout, say=say)
         elapsed = round(time.monotonic() - started, 2)
-        stored = count_stored(config, info.outputs["invoices_table_name"])
-        quarantined = queue_depth(config, info.outputs.get("quarantine_queue_url"))
-        failed_batches = sum(queue_depth(config, url) for url in (info.outputs.get("failures_queue_urls") or {}).values())
+        say("• reconcile       the source against every sink")
+        source_figures, source_problems = reconcile.source_figures(source)
+        sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+                                       execute=stack.warehouse_executor(config, info).execute)
+        result = reconcile.reconcile(source_figures, sinks, source_problems)
         verification = verify_through_api(config.api_url, source) if verify else None
     finally:
         if not keep:
             stack.down(config, quiet=True)
 
-    reconciled = stored.total == Decimal(stats.sent_total) == Decimal(stats.source_total)
-    complete = stored.invoices == stats.events_sent and stored.lines == stats.lines_sent
-    ok = stats.ok and complete and reconciled and quarantined == 0 and failed_batches == 0 and (verification is None or verification.ok)
+    ok = stats.ok and result.ok and (verification is None or verification.ok) and not any(
+        sum(c.figures.set_aside.values()) for c in result.sinks.values())
     say("")
     say(format_summary(stats))
-    say(_summary(info, stats, stored, quarantined, failed_batches, verification, elapsed, complete, reconciled, ok, keep, config))
+    say(_summary(info, result, verification, elapsed, sink_times, ok, keep, config))
     if report:
+        sinks_report = result.to_dict()
+        for name in reconcile.SINKS:
+            sinks_report[name].pop("by_country", None)
         Path(report).write_text(json.dumps({
             "ok": ok,
             "source": source,
             "events_sent": stats.events_sent,
             "lines_sent": stats.lines_sent,
-            "invoices_stored": stored.invoices,
-            "lines_stored": stored.lines,
-            "elapsed_s": elapsed,
             "source_total": stats.source_total,
-            "stored_total": money_str(stored.total),
-            "quarantined": quarantined,
-            "failed_batches": failed_batches,
+            "invoices_stored": len(result.sinks["dynamodb"].figures.invoices),
+            "lines_stored": result.sinks["dynamodb"].figures.lines,
+            "stored_total": money_str(result.sinks["dynamodb"].figures.revenue),
+            "sinks": {name: {k: v for k, v in sinks_report[name].items() if k != "by_country"}
+                      for name in reconcile.SINKS},
             "api_checked": verification.checked if verification else None,
             "api_missing": len(verification.missing) if verification else None,
             "api_mismatched": len(verification.mismatched) if verification else None,
+            "elapsed_s": elapsed,
             "timings_s": {"terraform_apply": info.terraform_s, "replay": stats.elapsed_s, "end_to_end": elapsed,
+                          "sinks_complete_after_last_request": sink_times,
                           "verify": verification.seconds if verification else None},
         }, indent=2))
         say(f"report written to {report}")
     return 0 if ok else 1
 
 
-def _summary(info, stats, stored, quarantined, failed_batches, verification, elapsed, complete, reconciled, ok, keep, config) -> str:
+def _summary(info, result, verification, elapsed, sink_times, ok, keep, config) -> str:
     tick = lambda good: "✓" if good else "✗"  # noqa: E731
-    lines = [
-        "",
-        "summary",
-        f"  stored      {stored.invoices:>9,} invoices  {stored.lines:>9,} lines   in DynamoDB {tick(complete)}",
-        f"  money       source £{money_display(stats.source_total)} · stored £{money_display(stored.total)} {tick(reconciled)}",
-        f"  quarantine  {quarantined} poison events · {failed_batches} failed batches {tick(quarantined == 0 and failed_batches == 0)}",
-    ]
+    source = result.source
+    lines = ["", "summary",
+             f"  source      {len(source.invoices):>9,} invoices  {source.lines:>9,} lines   £{money_display(source.revenue)}"]
+    labels = {"dynamodb": "DynamoDB", "archive": "S3 archive", "warehouse": "warehouse"}
+    for name, comparison in result.sinks.items():
+        f = comparison.figures
+        aside = sum(f.set_aside.values())
+        lines.append(f"  {labels[name]:<11} {len(f.invoices):>9,} invoices  {f.lines:>9,} lines   "
+                     f"£{money_display(f.revenue)}  {aside} set aside {tick(comparison.ok and not aside)}")
+        for invoice_no in comparison.invoices[:5]:
+            lines.append(f"    - differs: invoice {invoice_no}")
+        for reason in f.reasons[:3]:
+            lines.append(f"    - set aside: {reason}")
     if verification is not None:
         lines.append(
             f"  query API   {verification.checked - len(verification.missing):,}/{verification.checked:,} invoices retrievable, "
             f"{len(verification.mismatched)} totals differ {tick(verification.ok)} ({verification.seconds:.1f}s)")
         for invoice_no in (verification.missing + verification.mismatched)[:10]:
             lines.append(f"    - {invoice_no}")
+    complete = ", ".join(f"{name} +{seconds:.1f}s" for name, seconds in sink_times.items())
     lines += [
-        f"  time        {elapsed:.1f}s from the first request to fully drained (terraform apply {info.terraform_s:.1f}s before that)",
+        f"  time        {elapsed:.1f}s from the first request to every sink complete (terraform apply {info.terraform_s:.1f}s before that)",
+        f"              after the last request: {complete}",
         f"  result      {'OK' if ok else 'PROBLEMS (see above)'}",
     ]
     if keep:
-        lines.append(f"  the stack is still up: curl {config.api_url}/invoices/536365 · `shopstream down` to stop it")
+        lines.append(f"  the stack is still up: shopstream sql \"select * from mv_sales_by_country_day limit 5\" · "
+                     f"curl {config.api_url}/invoices/536365 · `shopstream down` to stop it")
     return "\n".join(lines)

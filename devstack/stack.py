@@ -3,14 +3,16 @@
 Both long-lived parts run as their own processes so they outlive the command that
 started them (``shopstream up`` returns; ``shopstream down`` stops them):
 
-* the emulator (moto's server with shopstream's patches) on 127.0.0.1:4566,
-* the local runtime (function workers, Kinesis pollers, the HTTP gateway on :8080, the
-  admin API on :4599).
+* the emulator (moto's server with shopstream's patches) on 127.0.0.1:4566, which also
+  owns the local warehouse (DuckDB under the state directory, or the PostgreSQL database
+  given with ``--warehouse``) behind its Redshift Data API,
+* the local runtime (function workers, Kinesis pollers and Firehose deliveries, scheduled
+  rules, the HTTP gateway on :8080, the admin API on :4599).
 
 Everything they keep lives under the state directory (``.shopstream/`` by default):
-pid files, logs, Terraform's local-mode state, the runtime's checkpoints. The emulator
-keeps its data in memory, so ``down`` also forgets the Terraform state and checkpoints
-that referred to it.
+pid files, logs, Terraform's local-mode state, the runtime's checkpoints, the DuckDB
+warehouse. The emulator keeps its data in memory, so ``down`` also forgets the Terraform
+state and checkpoints that referred to it, and ``up`` starts the warehouse empty.
 """
 from __future__ import annotations
 
@@ -38,8 +40,13 @@ DEFAULT_REGION = "eu-west-1"
 # buffering so a laptop sees results in seconds, and buckets that go with the stack.
 LOCAL_VARIABLES: dict[str, Any] = {
     "archive_batching_window_seconds": 1,
+    "firehose_buffering_interval_seconds": 1,
+    "firehose_processor_buffer_interval_seconds": 1,
+    "firehose_retry_duration_seconds": 60,
+    "merge_schedule_expression": "rate(5 seconds)",  # AWS's minimum is a minute; the runtime takes seconds
     "force_destroy_buckets": True,
 }
+MERGE_RULE_OUTPUT = "merge_rule"  # outputs["warehouse"][...]: the scheduled merge's rule name
 
 
 class StackError(RuntimeError):
@@ -53,6 +60,11 @@ class StackConfig:
     gateway_port: int = 8080
     admin_port: int = 4599
     region: str = DEFAULT_REGION
+    warehouse_url: str | None = None  # None: DuckDB in <state_dir>/warehouse
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.state_dir / "warehouse"
 
     @property
     def emulator_url(self) -> str:
@@ -101,6 +113,49 @@ class StackInfo:
     def load(cls, config: StackConfig) -> "StackInfo | None":
         path = config.run_dir / "stack.json"
         return cls(**json.loads(path.read_text())) if path.exists() else None
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def clients(config: StackConfig) -> Callable[..., Any]:
+    """``clients("s3")`` → a boto3 client of the running stack's emulator."""
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=config.region)
+    made: dict[str, Any] = {}
+
+    def client(service: str, region: str | None = None) -> Any:
+        if service not in made:
+            made[service] = session.client(service, endpoint_url=config.emulator_url, region_name=region or config.region)
+        return made[service]
+
+    return client
+
+
+def warehouse_executor(config: StackConfig, info: "StackInfo") -> Any:
+    """The local warehouse through the emulator's Redshift Data API, as the merge reaches it."""
+    from warehouse.data_api import DataApiExecutor
+
+    target = info.outputs["warehouse"]
+    return DataApiExecutor(clients(config)("redshift-data"), database=target["database"],
+                           cluster_id=target["cluster_id"] or None, workgroup=target["workgroup"] or None,
+                           secret_arn=target["secret_arn"], timeout=600)
+
+
+def require_running(config: StackConfig) -> "StackInfo":
+    info = StackInfo.load(config)
+    if info is None or not is_running(config):
+        raise StackError(f"the local stack is not up (state in {config.state_dir}); run `shopstream up` first")
+    return info
 
 
 def aws_env(config: StackConfig) -> dict[str, str]:
@@ -180,9 +235,12 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     for directory in (config.run_dir, config.log_dir, config.terraform_dir, config.runtime_dir):
         directory.mkdir(parents=True, exist_ok=True)
 
-    say(f"• emulator        starting moto on {config.emulator_url}")
+    where = _redacted(config.warehouse_url) if config.warehouse_url else f"DuckDB in {config.warehouse_dir}"
+    say(f"• emulator        starting moto on {config.emulator_url} (warehouse: {where})")
     try:
-        emulator = Emulator.start(config.emulator_port, log_path=str(config.log_dir / "emulator.log"))
+        emulator = Emulator.start(config.emulator_port, log_path=str(config.log_dir / "emulator.log"),
+                                  warehouse_url=config.warehouse_url, warehouse_dir=config.warehouse_dir,
+                                  fresh_warehouse=True)
     except EmulatorError as exc:
         raise StackError(str(exc)) from exc
     _write_pid(config, "emulator", emulator.process.pid)  # type: ignore[union-attr]
@@ -258,8 +316,9 @@ def reset_state(config: StackConfig) -> None:
     """Forget what referred to a previous emulator's (in-memory) resources."""
     for stale in (config.terraform_dir / "terraform.tfstate", config.terraform_dir / "terraform.tfstate.backup"):
         stale.unlink(missing_ok=True)
-    if config.runtime_dir.exists():
-        shutil.rmtree(config.runtime_dir)
+    for directory in (config.runtime_dir, config.warehouse_dir):  # checkpoints, the DuckDB warehouse
+        if directory.exists():
+            shutil.rmtree(directory)
     (config.run_dir / "stack.json").unlink(missing_ok=True)
 
 
