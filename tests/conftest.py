@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 # the local runtime's fixtures (aws, start_runtime), for every test module
-pytest_plugins = ["tests.fixtures.runtime_fixtures"]
+pytest_plugins = ["tests.fixtures.runtime_fixtures", "tests.fixtures.postgres"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample" / "online-retail-2010-12-01_to_03.csv"

@@ -74,3 +74,54 @@ def http_event(method: str, path: str, *, body: str | bytes | None = None, query
         "body": base64.b64encode(body).decode() if is_binary else body,
         "isBase64Encoded": is_binary,
     }
+
+
+# ---- the warehouse path: staging objects as Firehose writes them --------------------------------
+
+STAGING_COPY_OPTIONS = "JSON 'auto' GZIP TIMEFORMAT 'auto'"
+
+
+def staging_ndjson(events, *, first_sequence: int = 10**20, arrival_ms: int = 1291191960000) -> bytes:
+    """The NDJSON staging rows of ``events`` as the Firehose transformation writes them, the
+    i-th event carried by Kinesis sequence number ``first_sequence + i``."""
+    from firehose.core import OK, SourceRecord, Transformer
+
+    outcomes = Transformer().transform(
+        SourceRecord(f"record-{i}", e.to_json(), str(first_sequence + i), 0, arrival_ms + i) for i, e in enumerate(events)
+    )
+    assert all(o.result == OK for o in outcomes), [o.reason for o in outcomes if o.result != OK]
+    return b"".join(o.data for o in outcomes)
+
+
+class FakeBucket:
+    """An in-memory S3 for the local warehouse's COPY: ``reader`` is its object_reader."""
+
+    def __init__(self, name: str = "staging"):
+        self.name = name
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self._manifests = 0
+
+    def reader(self, bucket: str, key: str) -> bytes:
+        return self.objects[(bucket, key)]  # KeyError for a missing object, as the reader contract says
+
+    def put(self, key: str, data: bytes) -> str:
+        self.objects[(self.name, key)] = data
+        return f"s3://{self.name}/{key}"
+
+    def stage(self, *parts: bytes, mandatory: bool = True) -> str:
+        """Gzip each part into an object, write a manifest of them; the manifest's URL."""
+        import gzip
+
+        self._manifests += 1
+        n = self._manifests
+        urls = [self.put(f"batch-{n}/part-{i}.json.gz", gzip.compress(p, 1)) for i, p in enumerate(parts)]
+        manifest = {"entries": [{"url": u, "mandatory": mandatory} for u in urls]}
+        return self.put(f"manifests/batch-{n}.manifest", json.dumps(manifest).encode())
+
+
+def copy_statement(manifest_url: str, options: str = STAGING_COPY_OPTIONS) -> str:
+    """The COPY Firehose sends to Redshift for one manifest."""
+    from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_TABLE
+
+    return (f"COPY {STAGING_TABLE} ({', '.join(STAGING_COLUMN_NAMES)}) FROM '{manifest_url}' "
+            f"CREDENTIALS 'aws_iam_role=arn:aws:iam::123456789012:role/shopstream-firehose' MANIFEST {options};")
