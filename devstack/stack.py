@@ -43,10 +43,12 @@ LOCAL_VARIABLES: dict[str, Any] = {
     "firehose_buffering_interval_seconds": 1,
     "firehose_processor_buffer_interval_seconds": 1,
     "firehose_retry_duration_seconds": 60,
-    "merge_schedule_expression": "rate(5 seconds)",  # AWS's minimum is a minute; the runtime takes seconds
     "force_destroy_buckets": True,
 }
 MERGE_RULE_OUTPUT = "merge_rule"  # outputs["warehouse"][...]: the scheduled merge's rule name
+# EventBridge schedules run at most once a minute; locally, rate schedules run this often
+# at most, so an event POSTed reaches the warehouse's views within seconds.
+LOCAL_SCHEDULE_PERIOD_CAP = 5.0
 
 
 class StackError(RuntimeError):
@@ -272,7 +274,8 @@ def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack.runtime",
          "--emulator-url", config.emulator_url, "--gateway-port", str(config.gateway_port),
-         "--admin-port", str(config.admin_port), "--state-dir", str(config.state_dir), "--code-root", str(ROOT)],
+         "--admin-port", str(config.admin_port), "--state-dir", str(config.state_dir), "--code-root", str(ROOT),
+         "--schedule-period-cap", str(LOCAL_SCHEDULE_PERIOD_CAP)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT), start_new_session=True,
     )
     _write_pid(config, "runtime", process.pid)

@@ -86,8 +86,8 @@ RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "da
 # Project packages a function may carry, and those it never may.
 PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse"})
 LOCAL_ONLY = frozenset({"devstack", "tests", "scripts", "bench", "infra"})
-# Non-Python files a package reads at run time (glob patterns relative to the package).
-PACKAGE_DATA: dict[str, tuple[str, ...]] = {"warehouse": ("sql/**/*.sql",)}
+# Non-Python files a module reads at run time: module -> glob patterns relative to the root.
+PACKAGE_DATA: dict[str, tuple[str, ...]] = {"warehouse.statements": ("warehouse/sql/**/*.sql",)}
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
@@ -175,10 +175,10 @@ def closure(handler_module: str, root: Path = ROOT) -> Closure:
         pending.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
         pending.extend(_imported(path, module, root))
     files = set(seen.values())
-    for package, patterns in PACKAGE_DATA.items():
-        if any(m == package or m.startswith(package + ".") for m in seen):
+    for module, patterns in PACKAGE_DATA.items():
+        if module in seen:
             for pattern in patterns:
-                files.update(p for p in (root / package).glob(pattern) if p.is_file())
+                files.update(p for p in root.glob(pattern) if p.is_file())
     return Closure(tuple(sorted(files)), frozenset(third_party))
 
 

@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="first retry backoff of a failed batch (seconds)")
     p.add_argument("--max-retry-delay", type=float, default=PollerSettings.retry_max_delay,
                    help="cap of the retry backoff (seconds)")
+    p.add_argument("--schedule-period-cap", type=float, default=None, metavar="SECONDS",
+                   help="run rate(…) schedules at least this often (EventBridge's minimum is a minute; "
+                        "shopstream up uses 5 s so results appear within seconds)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator_url=args.emulator_url, state_dir=args.state_dir, code_root=args.code_root,
         gateway_port=args.gateway_port, admin_port=args.admin_port, region=args.region,
         discovery_interval=args.discovery_interval, max_workers=args.max_workers,
-        max_workers_per_function=per_function,
+        max_workers_per_function=per_function, schedule_period_cap=args.schedule_period_cap,
         poller=PollerSettings(idle_delay=args.idle_poll_delay, retry_base_delay=args.retry_delay,
                               retry_max_delay=args.max_retry_delay),
     )

@@ -64,6 +64,7 @@ class RuntimeConfig:
     max_workers: int = 2
     max_workers_per_function: Mapping[str, int] = field(default_factory=dict)
     poller: PollerSettings = field(default_factory=PollerSettings)
+    schedule_period_cap: float | None = None     # run rate(...) schedules at least this often (local time-lapse)
     stop_timeout: float | None = None            # default: the longest function timeout + 5 s
 
 
@@ -352,7 +353,7 @@ class LocalRuntime:
             if runner is None:
                 log.info("scheduled rule discovered rule=%s expression=%s targets=%s", name, spec.expression,
                          ",".join(arn for arn, _ in spec.targets))
-                runner = ScheduleRunner(spec, self.invoker)
+                runner = ScheduleRunner(spec, self.invoker, period_cap=self.config.schedule_period_cap)
                 self.schedules[name] = runner
                 runner.start()
             elif runner.spec.fingerprint() != spec.fingerprint():

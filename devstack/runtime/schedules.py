@@ -13,6 +13,10 @@ target's constant Input:
 * ``cron(minutes hours day-of-month month day-of-week year)`` in UTC, with ``*``, ``?``,
   lists, ranges and steps (``L``, ``W`` and ``#`` are not run locally: a warning says so).
 
+With a ``period_cap`` (``shopstream up`` sets 5 s) a rate schedule runs at least that
+often: EventBridge's minimum period is a minute, which is long on a laptop. Cron
+schedules keep their times.
+
 Runs of one rule never overlap (a run that outlasts its period delays the next, as a
 local stand-in for the reserved concurrency one would set on AWS). A failed run is
 retried twice, as Lambda retries an asynchronous invocation, then logged. ``run_now``
@@ -126,11 +130,12 @@ class ScheduleRunner(threading.Thread):
     """One rule: invokes its targets on the schedule until stopped."""
 
     def __init__(self, spec: ScheduleSpec, invoker: FunctionInvoker, *, retry_delay: float = 1.0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 period_cap: float | None = None, clock: Callable[[], float] = time.time) -> None:
         super().__init__(name=f"schedule-{spec.name}", daemon=True)
         self.spec = spec
         self.invoker = invoker
         self.retry_delay = retry_delay
+        self.period_cap = period_cap
         self.clock = clock
         self._halt = threading.Event()
         self._wake = threading.Event()
@@ -164,7 +169,7 @@ class ScheduleRunner(threading.Thread):
     def _next(self, after: float) -> float | None:
         rate = rate_seconds(self.spec.expression)
         if rate is not None:
-            return after + rate
+            return after + (min(rate, self.period_cap) if self.period_cap else rate)
         following = Cron.parse(self.spec.expression).next_after(datetime.fromtimestamp(after, tz=timezone.utc))
         return following.timestamp() if following else None
 
@@ -240,5 +245,5 @@ class ScheduleRunner(threading.Thread):
             "failures": self.failures, "running": self.running, "last_started_at": self.last_started_at,
             "last_completed_at": self.last_completed_at, "last_completed_started_at": self.last_completed_started_at,
             "last_ok": self.last_ok, "last_error": self.last_error, "last_result": self.last_result,
-            "next_run_at": self.next_run_at, "unsupported": self.unsupported,
+            "next_run_at": self.next_run_at, "unsupported": self.unsupported, "period_cap": self.period_cap,
         }

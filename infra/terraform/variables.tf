@@ -179,12 +179,12 @@ variable "warehouse_ingress_cidr_blocks" {
 }
 
 variable "merge_schedule_expression" {
-  description = "When the warehouse merge runs (EventBridge schedule expression). rate(N seconds) is accepted by the local emulator only."
+  description = "When the warehouse merge runs (EventBridge schedule expression; at most once a minute). The local runtime runs rate schedules more often (shopstream up: every 5 s)."
   type        = string
   default     = "rate(5 minutes)"
 
   validation {
-    condition     = can(regex("^(rate\\([0-9]+ (second|seconds|minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.merge_schedule_expression))
+    condition     = can(regex("^(rate\\([0-9]+ (minute|minutes|hour|hours|day|days)\\)|cron\\(.+\\))$", var.merge_schedule_expression))
     error_message = "merge_schedule_expression must be rate(N unit) or cron(...)."
   }
 }

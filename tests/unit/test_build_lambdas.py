@@ -118,10 +118,16 @@ def test_an_import_no_layer_provides_is_a_build_error(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("key", sorted(HANDLERS))
-def test_zip_holds_only_python_sources(built, key):
+def test_zip_holds_only_python_sources_and_the_sql_the_merge_reads(built, key):
     names = zipfile.ZipFile(built[key]).namelist()
     assert names == sorted(names)
-    assert all(name.endswith(".py") and "__pycache__" not in name for name in names)
+    sql = [name for name in names if name.endswith(".sql")]
+    assert all((name.endswith(".py") or name in sql) and "__pycache__" not in name for name in names)
+    if key == "warehouse-merge":  # every statement file the loader reads travels with it
+        on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "warehouse" / "sql").rglob("*.sql")}
+        assert set(sql) == on_disk and "warehouse/sql/merge.sql" in on_disk
+    else:
+        assert sql == []
     assert not any(name.startswith(("devstack/", "tests/", "bench/", "scripts/")) for name in names)
 
 

@@ -101,3 +101,10 @@ def test_a_target_input_replaces_the_event():
     finally:
         runner.stop()
         runner.join(5)
+
+
+def test_a_period_cap_runs_a_slow_rate_schedule_often_locally():
+    runner = ScheduleRunner(ScheduleSpec("merge", RULE_ARN, "rate(5 minutes)", targets=((TARGET, None),)), Invoker(),
+                            period_cap=5)
+    assert runner._next(1000.0) == 1005.0
+    assert ScheduleRunner(ScheduleSpec("m", RULE_ARN, "rate(5 minutes)"), Invoker())._next(1000.0) == 1300.0
