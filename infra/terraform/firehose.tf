@@ -15,6 +15,7 @@ locals {
     "quantity", "unit_price", "amount", "size_class", "is_cancellation", "is_adjustment", "is_product",
     "source_sequence", "arrived_at",
   ]
+  warehouse_copy_options = "JSON 'auto' GZIP TIMEFORMAT 'auto'"
   firehose_prefixes = {
     staging = "firehose/staging/"        # the gzip objects each COPY loads (and their manifests)
     errors  = "firehose/errors/"         # what could not be transformed or loaded, with why
@@ -86,13 +87,13 @@ resource "aws_kinesis_firehose_delivery_stream" "warehouse" {
     cluster_jdbcurl    = local.redshift_jdbc_url
     data_table_name    = local.warehouse_staging_table
     data_table_columns = join(",", local.warehouse_staging_columns)
-    copy_options       = "JSON 'auto' GZIP TIMEFORMAT 'auto'"
+    copy_options       = local.warehouse_copy_options
     retry_duration     = var.firehose_retry_duration_seconds
     s3_backup_mode     = "Enabled"
 
     secrets_manager_configuration {
       enabled    = true
-      secret_arn = aws_secretsmanager_secret.warehouse_admin.arn
+      secret_arn = local.warehouse_secret_arn
       role_arn   = aws_iam_role.firehose.arn
     }
 
@@ -183,7 +184,7 @@ data "aws_iam_policy_document" "firehose" {
   statement {
     sid       = "ReadWarehouseSecret"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.warehouse_admin.arn]
+    resources = [local.warehouse_secret_arn]
   }
   statement {
     sid       = "WriteOwnLogs"

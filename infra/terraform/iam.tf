@@ -97,7 +97,7 @@ locals {
       {
         sid       = "ReadWarehouseSecret"
         actions   = ["secretsmanager:GetSecretValue"]
-        resources = [aws_secretsmanager_secret.warehouse_admin.arn]
+        resources = [local.warehouse_secret_arn]
       },
     ]
     "query-api" = [

@@ -69,7 +69,7 @@ locals {
         SHOPSTREAM_REDSHIFT_DATABASE   = var.redshift_database
         SHOPSTREAM_REDSHIFT_CLUSTER    = local.redshift_cluster_id
         SHOPSTREAM_REDSHIFT_WORKGROUP  = local.redshift_workgroup
-        SHOPSTREAM_REDSHIFT_SECRET_ARN = aws_secretsmanager_secret.warehouse_admin.arn
+        SHOPSTREAM_REDSHIFT_SECRET_ARN = local.warehouse_secret_arn
       }
     }
     "query-api" = {

@@ -93,7 +93,7 @@ output "warehouse" {
     host       = local.redshift_host
     port       = local.redshift_port
     jdbc_url   = local.redshift_jdbc_url
-    secret_arn = aws_secretsmanager_secret.warehouse_admin.arn
+    secret_arn = local.warehouse_secret_arn
     staging    = local.warehouse_staging_table
     merge_rule = aws_cloudwatch_event_rule.merge.name
   }

@@ -137,15 +137,9 @@ variable "redshift_database" {
 }
 
 variable "redshift_admin_username" {
-  description = "Admin user of the warehouse (its password is generated and kept in Secrets Manager only)."
+  description = "Admin user of the warehouse (its password is generated and rotated by Redshift, in Secrets Manager only)."
   type        = string
   default     = "shopstream_admin"
-}
-
-variable "redshift_admin_password_version" {
-  description = "Bump to generate a new admin password (written to Secrets Manager and Redshift, never to the state)."
-  type        = number
-  default     = 1
 }
 
 variable "redshift_node_type" {

@@ -208,6 +208,64 @@ def test_archive_bucket_is_private(deployed):
 
 
 @pytest.mark.e2e
+def test_warehouse_cluster_secret_and_schedule(deployed):
+    out = deployed.outputs
+    warehouse = out["warehouse"]
+    # the emulator stands in for Redshift with a provisioned cluster
+    assert warehouse["deployment"] == "provisioned" and warehouse["workgroup"] == ""
+    [cluster] = deployed.client("redshift").describe_clusters(ClusterIdentifier=warehouse["cluster_id"])["Clusters"]
+    assert cluster["DBName"] == warehouse["database"] == "shopstream" and cluster["Encrypted"] is True
+    assert cluster["MasterUsername"] == "shopstream_admin" and cluster["ClusterAvailabilityStatus"] == "Available"
+    assert warehouse["jdbc_url"] == f"jdbc:redshift://{cluster['Endpoint']['Address']}:5439/shopstream"
+    # the admin secret holds username and password; no output carries the password
+    secret = json.loads(deployed.client("secretsmanager").get_secret_value(SecretId=warehouse["secret_arn"])["SecretString"])
+    assert set(secret) == {"username", "password"} and secret["username"] == "shopstream_admin"
+    assert len(secret["password"]) == 32 and secret["password"] not in json.dumps(out)
+    # in the local state only as the data source that generated it: no resource holds it
+    state = json.loads((deployed.state_dir / "terraform.tfstate").read_text())
+    holders = {f"{r['mode']}.{r['type']}.{r['name']}" for r in state["resources"]
+               if secret["password"] in json.dumps(r)}
+    assert holders == {"data.aws_secretsmanager_random_password.warehouse_admin"}
+    events, lam = deployed.client("events"), deployed.client("lambda")
+    rule = events.describe_rule(Name=warehouse["merge_rule"])
+    assert rule["ScheduleExpression"] == "rate(5 minutes)" and rule["State"] == "ENABLED"
+    [target] = events.list_targets_by_rule(Rule=warehouse["merge_rule"])["Targets"]
+    assert target["Arn"] == out["function_arns"]["warehouse-merge"]
+    env = lam.get_function(FunctionName=f"{PREFIX}-warehouse-merge")["Configuration"]["Environment"]["Variables"]
+    assert env["SHOPSTREAM_REDSHIFT_CLUSTER"] == warehouse["cluster_id"] and env["SHOPSTREAM_REDSHIFT_WORKGROUP"] == ""
+    assert env["SHOPSTREAM_REDSHIFT_SECRET_ARN"] == warehouse["secret_arn"]
+
+
+@pytest.mark.e2e
+def test_firehose_reads_the_stream_transforms_and_copies_into_staging(deployed):
+    from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_TABLE
+
+    out = deployed.outputs
+    description = deployed.client("firehose").describe_delivery_stream(
+        DeliveryStreamName=out["delivery_stream_name"])["DeliveryStreamDescription"]
+    assert description["DeliveryStreamType"] == "KinesisStreamAsSource"
+    assert description["Source"]["KinesisStreamSourceDescription"]["KinesisStreamARN"] == out["stream_arn"]
+    [destination] = description["Destinations"]
+    redshift = destination["RedshiftDestinationDescription"]
+    assert redshift["ClusterJDBCURL"] == out["warehouse"]["jdbc_url"]
+    assert redshift["CopyCommand"] == {"DataTableName": STAGING_TABLE, "DataTableColumns": ",".join(STAGING_COLUMN_NAMES),
+                                       "CopyOptions": "JSON 'auto' GZIP TIMEFORMAT 'auto'"}
+    assert redshift["SecretsManagerConfiguration"]["SecretARN"] == out["warehouse"]["secret_arn"]
+    assert "Username" not in redshift and "Password" not in redshift
+    staging = redshift["S3DestinationDescription"]
+    assert staging["BucketARN"] == f"arn:aws:s3:::{out['delivery_bucket_name']}"
+    assert (staging["Prefix"], staging["ErrorOutputPrefix"]) == (out["firehose_prefixes"]["staging"], out["firehose_prefixes"]["errors"])
+    assert staging["CompressionFormat"] == "GZIP" and staging["BufferingHints"] == {"SizeInMBs": 5, "IntervalInSeconds": 60}
+    [processor] = redshift["ProcessingConfiguration"]["Processors"]
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in processor["Parameters"]}
+    assert parameters.pop("LambdaArn") == out["function_arns"]["firehose-transform"]
+    # what else is there are Firehose's defaults, which the provider sends itself
+    assert {k: v for k, v in parameters.items() if k != "RoleArn"} in ({}, {"NumberOfRetries": "3", "BufferSizeInMBs": "1",
+                                                                           "BufferIntervalInSeconds": "60"})
+    assert redshift["S3BackupMode"] == "Enabled" and redshift["RetryOptions"] == {"DurationInSeconds": 3600}
+
+
+@pytest.mark.e2e
 def test_http_api(deployed):
     api_client, lam = deployed.client("apigatewayv2"), deployed.client("lambda")
     [api] = [a for a in api_client.get_apis()["Items"] if a["Name"] == f"{PREFIX}-http"]
@@ -305,6 +363,9 @@ def test_destroy_removes_everything(deployed):
     assert deployed.client("sqs").list_queues().get("QueueUrls", []) == []
     assert deployed.client("apigatewayv2").get_apis()["Items"] == []
     assert deployed.client("s3").list_buckets()["Buckets"] == []
+    assert deployed.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == []
+    assert deployed.client("redshift").describe_clusters()["Clusters"] == []
+    assert deployed.client("events").list_rules()["Rules"] == []
     assert [r["RoleName"] for r in deployed.client("iam").list_roles()["Roles"]
             if r["RoleName"].startswith(PREFIX)] == []
     assert terraform.outputs(deployed.emulator.endpoint_url, deployed.state_dir) == {}
