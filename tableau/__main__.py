@@ -1,0 +1,3 @@
+from tableau.generate import main
+
+raise SystemExit(main())
