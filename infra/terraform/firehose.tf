@@ -3,9 +3,10 @@
 #
 # Firehose de-aggregates the KPL records of its Kinesis source, so the transformation
 # receives one record per invoice event and answers with that invoice's line rows as
-# newline-terminated JSON whose keys are the staging columns (firehose/core.py); the COPY
-# lists the same columns (warehouse/schema.py STAGING_COLUMNS, checked by
-# tests/contract/test_warehouse_terraform.py) and loads them with JSON 'auto'.
+# newline-terminated JSON arrays, one value per staging column (firehose/core.py); the
+# COPY lists the same columns (warehouse/schema.py STAGING_COLUMNS, checked by
+# tests/contract/test_warehouse_terraform.py) and maps element i to column i with the
+# JSONPaths file written below (arrays, not keyed objects: see warehouse/schema.py).
 
 locals {
   # warehouse/schema.py STAGING_TABLE and STAGING_COLUMN_NAMES
@@ -15,7 +16,8 @@ locals {
     "quantity", "unit_price", "amount", "size_class", "is_cancellation", "is_adjustment", "is_product",
     "source_sequence", "arrived_at",
   ]
-  warehouse_copy_options = "JSON 'auto' GZIP TIMEFORMAT 'auto'"
+  warehouse_jsonpaths_key = "firehose/jsonpaths/${local.warehouse_staging_table}.json"
+  warehouse_copy_options  = "JSON 's3://${aws_s3_bucket.delivery.bucket}/${local.warehouse_jsonpaths_key}' GZIP TIMEFORMAT 'auto'"
   firehose_prefixes = {
     staging = "firehose/staging/"        # the gzip objects each COPY loads (and their manifests)
     errors  = "firehose/errors/"         # what could not be transformed or loaded, with why
@@ -33,6 +35,14 @@ locals {
 resource "aws_s3_bucket" "delivery" {
   bucket        = "${var.name_prefix}-delivery-${data.aws_caller_identity.current.account_id}-${var.region}"
   force_destroy = var.force_destroy_buckets
+}
+
+# warehouse/schema.py jsonpaths(): element i of each row is column i
+resource "aws_s3_object" "jsonpaths" {
+  bucket       = aws_s3_bucket.delivery.id
+  key          = local.warehouse_jsonpaths_key
+  content_type = "application/json"
+  content      = jsonencode({ jsonpaths = [for i, column in local.warehouse_staging_columns : "$[${i}]"] })
 }
 
 resource "aws_s3_bucket_public_access_block" "delivery" {
@@ -137,7 +147,7 @@ resource "aws_kinesis_firehose_delivery_stream" "warehouse" {
     }
   }
 
-  depends_on = [aws_iam_role_policy.firehose]
+  depends_on = [aws_iam_role_policy.firehose, aws_s3_object.jsonpaths]
 }
 
 # ── Firehose's role: read the stream, call the transformation, write the bucket, read the secret ──

@@ -218,13 +218,13 @@ variable "firehose_buffering_interval_seconds" {
 }
 
 variable "firehose_processor_buffer_size_mb" {
-  description = "Records per transformation call, in MB of source data (0.2-3; invoice -> lines grows data ~2.5x, and a response is capped at 6 MB)."
+  description = "Records per transformation call, in MB of source data (0.2-1.5: an invoice's rows are up to ~2.5x its event, ~3.2x base64-encoded, and a response is capped at 6 MB)."
   type        = number
   default     = 1
 
   validation {
-    condition     = var.firehose_processor_buffer_size_mb >= 0.2 && var.firehose_processor_buffer_size_mb <= 2
-    error_message = "firehose_processor_buffer_size_mb must be between 0.2 and 2 (the transformation's response must stay under 6 MB)."
+    condition     = var.firehose_processor_buffer_size_mb >= 0.2 && var.firehose_processor_buffer_size_mb <= 1.5
+    error_message = "firehose_processor_buffer_size_mb must be between 0.2 and 1.5 (the transformation's response must stay under 6 MB)."
   }
 }
 

@@ -13,7 +13,7 @@ import sqlglot
 from firehose.core import SourceRecord, Transformer
 from tests.conftest import ROOT
 from tests.factories import event
-from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_COLUMNS, STAGING_TABLE
+from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_COLUMNS, STAGING_TABLE, jsonpaths
 
 TERRAFORM = ROOT / "infra" / "terraform"
 _OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
@@ -48,15 +48,26 @@ def test_the_copy_lists_exactly_the_staging_columns_in_order(firehose_tf):
     assert config["data_table_name"] == "${local.warehouse_staging_table}"
 
 
-def test_copy_options_match_what_the_transform_writes(firehose_tf):
-    options = _redshift(firehose_tf)["copy_options"]
-    assert re.search(r"JSON 'auto'", options) and "GZIP" in options and "TIMEFORMAT 'auto'" in options
+def test_copy_options_read_what_the_transform_writes(firehose_tf):
+    assert _redshift(firehose_tf)["copy_options"] == "${local.warehouse_copy_options}"
+    options = _local(firehose_tf, "warehouse_copy_options")
+    assert options == "JSON 's3://${aws_s3_bucket.delivery.bucket}/${local.warehouse_jsonpaths_key}' GZIP TIMEFORMAT 'auto'"
     [s3] = _redshift(firehose_tf)["s3_configuration"]
     assert s3["compression_format"] == "GZIP"  # COPY ... GZIP reads what Firehose staged
-    # JSON 'auto' matches keys to column names: the transform's keys are the column names, in order
+    # the JSONPaths file Terraform writes is warehouse/schema.py's: element i is column i
+    written = next(r["aws_s3_object"]["jsonpaths"] for r in firehose_tf["resource"] if "aws_s3_object" in r)
+    assert written["key"] == "${local.warehouse_jsonpaths_key}"
+    assert written["content"] == '${jsonencode({jsonpaths = [for i, column in local.warehouse_staging_columns : "$[${i}]"]})}'
+    assert jsonpaths_of(STAGING_COLUMN_NAMES) == jsonpaths()
+    # and the transform writes one array per line with a value for each of those paths
     outcome = Transformer().transform_one(SourceRecord("r", event().to_json(), "1"))
-    row = json.loads(outcome.data.decode().splitlines()[0], object_pairs_hook=list)
-    assert [key for key, _ in row] == list(STAGING_COLUMN_NAMES)
+    row = json.loads(outcome.data.decode().splitlines()[0])
+    assert isinstance(row, list) and len(row) == len(jsonpaths()["jsonpaths"])
+
+
+def jsonpaths_of(columns) -> dict:
+    """What the Terraform expression above evaluates to."""
+    return {"jsonpaths": [f"$[{i}]" for i, _ in enumerate(columns)]}
 
 
 def test_the_staging_ddl_is_the_column_list():

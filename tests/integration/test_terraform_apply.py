@@ -238,7 +238,7 @@ def test_warehouse_cluster_secret_and_schedule(deployed):
 
 @pytest.mark.e2e
 def test_firehose_reads_the_stream_transforms_and_copies_into_staging(deployed):
-    from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_TABLE
+    from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_TABLE, jsonpaths
 
     out = deployed.outputs
     description = deployed.client("firehose").describe_delivery_stream(
@@ -248,8 +248,12 @@ def test_firehose_reads_the_stream_transforms_and_copies_into_staging(deployed):
     [destination] = description["Destinations"]
     redshift = destination["RedshiftDestinationDescription"]
     assert redshift["ClusterJDBCURL"] == out["warehouse"]["jdbc_url"]
-    assert redshift["CopyCommand"] == {"DataTableName": STAGING_TABLE, "DataTableColumns": ",".join(STAGING_COLUMN_NAMES),
-                                       "CopyOptions": "JSON 'auto' GZIP TIMEFORMAT 'auto'"}
+    jsonpaths_key = f"firehose/jsonpaths/{STAGING_TABLE}.json"
+    assert redshift["CopyCommand"] == {
+        "DataTableName": STAGING_TABLE, "DataTableColumns": ",".join(STAGING_COLUMN_NAMES),
+        "CopyOptions": f"JSON 's3://{out['delivery_bucket_name']}/{jsonpaths_key}' GZIP TIMEFORMAT 'auto'"}
+    body = deployed.client("s3").get_object(Bucket=out["delivery_bucket_name"], Key=jsonpaths_key)["Body"].read()
+    assert json.loads(body) == jsonpaths()
     assert redshift["SecretsManagerConfiguration"]["SecretARN"] == out["warehouse"]["secret_arn"]
     assert "Username" not in redshift and "Password" not in redshift
     staging = redshift["S3DestinationDescription"]

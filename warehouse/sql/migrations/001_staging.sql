@@ -21,7 +21,7 @@ CREATE TABLE stg_invoice_lines (
     is_cancellation  BOOLEAN        NOT NULL,
     is_adjustment    BOOLEAN        NOT NULL,
     is_product       BOOLEAN        NOT NULL,
-    source_sequence  VARCHAR(140)   NOT NULL,
+    source_sequence  VARCHAR(143)   NOT NULL,
     arrived_at       TIMESTAMP      NOT NULL
 )
 DISTSTYLE KEY

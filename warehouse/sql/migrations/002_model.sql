@@ -26,7 +26,7 @@ CREATE TABLE fact_invoice_lines (
     is_adjustment    BOOLEAN        NOT NULL ENCODE raw,
     is_product       BOOLEAN        NOT NULL ENCODE raw,
     event_id         VARCHAR(32)    NOT NULL ENCODE zstd,
-    source_sequence  VARCHAR(140)   NOT NULL ENCODE zstd,
+    source_sequence  VARCHAR(143)   NOT NULL ENCODE zstd,
     arrived_at       TIMESTAMP      NOT NULL ENCODE az64,
     merged_at        TIMESTAMP      NOT NULL ENCODE az64,
     PRIMARY KEY (invoice_no, line_no)
