@@ -40,12 +40,13 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.dialects.redshift import Redshift
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from devstack.warehouse.copy import CopyCommand, is_copy, parse_copy
 from devstack.warehouse.errors import CopyError, DialectError
+from warehouse.statements import SqlFileError, split_statements
 
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
@@ -85,6 +86,7 @@ class Command:
     drops: tuple[CatalogEntry, ...] = ()
     temporary: bool = False
     if_not_exists: bool = False
+    analyze: str | None = None   # a table CREATE TABLE AS filled: Redshift analyzes it at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,9 +382,12 @@ _READ_COMMANDS = ("EXPLAIN", "SHOW", "DESCRIBE")
 
 
 def _without_comments(sql: str) -> str:
-    from warehouse.statements import split_statements
-
-    parts = split_statements(sql)
+    """The statement without comments (so REFRESH and COPY are recognised after one); the
+    text as given when it is not exactly one statement, for the parser to report on."""
+    try:
+        parts = split_statements(sql)
+    except SqlFileError:
+        return sql
     return parts[0] if len(parts) == 1 else sql
 
 
@@ -402,7 +407,7 @@ def translate(sql: str, target: str, *, column_types: ColumnTypes | None = None)
     stripped = strip_physical_attributes(text)
     try:
         trees = [t for t in sqlglot.parse(stripped, read="redshift") if t is not None]
-    except ParseError as exc:
+    except SqlglotError as exc:  # ParseError, TokenError
         raise DialectError(f"not Redshift SQL sqlglot can read: {exc}", sql) from exc
     if len(trees) != 1:
         raise DialectError(f"expected one statement, got {len(trees)}", sql)
@@ -449,8 +454,9 @@ def _translate_tree(tree: exp.Expression, target: str, column_types: ColumnTypes
         entry = None
         if not temporary and kind in ("TABLE", "VIEW"):
             entry = CatalogEntry(name, TABLE if kind == "TABLE" else VIEW)
+        filled = name if kind == "TABLE" and tree.expression is not None else None
         return Command(_generate(tree, target), creates=entry, temporary=temporary,
-                       if_not_exists=bool(tree.args.get("exists")))
+                       if_not_exists=bool(tree.args.get("exists")), analyze=filled)
     if isinstance(tree, exp.Drop):
         kind = (tree.args.get("kind") or "").upper()
         names = tuple(_catalog_name(t, target) for t in tree.args.get("expressions") or tree.args.get("tables") or [])

@@ -141,6 +141,8 @@ def test_one_statement_at_a_time_and_readable_errors(target):
     with pytest.raises(DialectError) as caught:
         translate("SELEC oops FROM", target)
     assert "statement: SELEC oops FROM" in str(caught.value)
+    with pytest.raises(DialectError, match="not Redshift SQL"):
+        translate("SELECT 'unterminated", target)
     with pytest.raises(ValueError, match="unknown target"):
         translate("SELECT 1", "oracle")
 
