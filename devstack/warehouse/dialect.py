@@ -120,13 +120,13 @@ class _Refusal(Exception):
 
 # ---- physical attributes ------------------------------------------------------------------
 
-_TOKENIZER = Redshift().tokenizer_class()
+_REDSHIFT = Redshift()
 
 
 def strip_physical_attributes(sql: str) -> str:
     """A CREATE statement without Redshift's storage attributes (anything else unchanged)."""
     try:
-        tokens = _TOKENIZER.tokenize(sql)
+        tokens = _REDSHIFT.tokenize(sql)  # a tokenizer of its own: tokenizers keep state, threads share this
     except SqlglotError:
         return sql  # the parser will say what is wrong
     if not tokens or tokens[0].text.upper() != "CREATE":
@@ -464,6 +464,12 @@ def _translate_tree(tree: exp.Expression, target: str, column_types: ColumnTypes
             return DropMaterializedView(names, bool(tree.args.get("exists")))
         drops = tuple(CatalogEntry(n, TABLE if kind == "TABLE" else VIEW) for n in names) if kind in ("TABLE", "VIEW") else ()
         return Command(_generate(tree, target), drops=drops)
+    if isinstance(tree, exp.Select) and tree.args.get("into") is not None:  # SELECT … INTO: a CREATE TABLE AS
+        into = tree.args["into"]
+        name = _catalog_name(into.this, target)
+        temporary = bool(into.args.get("temporary"))
+        return Command(_generate(tree, target), creates=None if temporary else CatalogEntry(name, TABLE),
+                       temporary=temporary, analyze=name)
     if isinstance(tree, exp.Query):
         return Query(_generate(tree, target))
     return Command(_generate(tree, target))

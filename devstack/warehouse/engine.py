@@ -54,6 +54,8 @@ def _backend_for(url: str | None, duckdb_path: Path | None) -> Any:
         path = url[len("duckdb:"):]
         if path.startswith("//"):
             path = path[2:]
+        if path in ("/:memory:", ":memory:"):
+            path = ":memory:"  # one process's private database (tests, scratch work)
         if not path:
             raise ValueError(f"{url!r}: a DuckDB URL names a file, e.g. duckdb:///var/shopstream/warehouse.duckdb")
         return DuckBackend(path)

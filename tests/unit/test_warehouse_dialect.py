@@ -57,6 +57,8 @@ def test_creates_and_drops_keep_the_local_catalog(target):
     assert translate("DROP TABLE IF EXISTS a, b", target).drops == (CatalogEntry("a", "table"),
                                                                     CatalogEntry("b", "table"))
     assert translate("DROP MATERIALIZED VIEW IF EXISTS mv", target) == DropMaterializedView(("mv",), True)
+    select_into = translate("SELECT a INTO copied FROM t", target)
+    assert isinstance(select_into, Command) and select_into.creates == CatalogEntry("copied", "table")
 
 
 @BOTH
