@@ -107,6 +107,9 @@ class DuckSession:
             rows = self._cursor.execute(sql).fetchall()
         return int(rows[0][0]) if rows else 0
 
+    def analyze(self, table: str) -> None:
+        """Nothing to do: DuckDB keeps its statistics as it writes."""
+
     # materialized views: emulated by a table rebuilt from the remembered definition
     def create_materialized_view(self, name: str, query: str) -> None:
         self._cursor.execute(f"CREATE TABLE {name} AS {query}")

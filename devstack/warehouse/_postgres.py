@@ -73,8 +73,12 @@ class PgSession:
     def load_json(self, table: str, columns: list[tuple[str, str]], objects: list[bytes], gzip: bool) -> int:
         """Append NDJSON objects to ``table``: the lines stream into a one-column temporary
         table by COPY FROM STDIN (CSV with quote and delimiter bytes JSON text cannot hold,
-        so every line arrives verbatim), then one typed INSERT … SELECT from jsonb — jsonb
-        keeps numbers as numeric, so money stays exact."""
+        so every line arrives verbatim), then one INSERT … SELECT through
+        ``json_populate_record``, which matches keys to the table's column names and reads
+        each value with the column's own type (a JSON number read as NUMERIC is exact), as
+        Redshift's JSON 'auto' does. The table is analyzed afterwards, as Redshift's COPY
+        keeps its statistics current; PostgreSQL's own autovacuum may have last seen it
+        empty (after a merge) and plan the next merge as if it still were."""
         if not objects:
             return 0
         scratch = f"_shopstream_copy_{uuid.uuid4().hex[:12]}"
@@ -87,12 +91,18 @@ class PgSession:
                     if text and not text.endswith(b"\n"):
                         copy.write(b"\n")
             names = ", ".join(_quote(name) for name, _ in columns)
-            values = ", ".join(f"CAST(j ->> {_literal(name)} AS {kind})" for name, kind in columns)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {values} "
-                           f"FROM (SELECT CAST(doc AS jsonb) AS j FROM {scratch} WHERE doc IS NOT NULL AND doc <> '') lines")
+            picked = ", ".join(f"r.{_quote(name)}" for name, _ in columns)
+            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {picked} FROM {scratch} s "
+                           f"CROSS JOIN LATERAL json_populate_record(NULL::{table}, CAST(s.doc AS json)) r "
+                           f"WHERE s.doc IS NOT NULL AND s.doc <> ''")
             loaded = max(cursor.rowcount, 0)
             cursor.execute(f"DROP TABLE {scratch}")
+            cursor.execute(f"ANALYZE {table}")
         return loaded
+
+    def analyze(self, table: str) -> None:
+        """Gather the planner's statistics now (autovacuum never analyzes temporary tables)."""
+        self._connection.execute(f"ANALYZE {table}")
 
     def create_materialized_view(self, name: str, query: str) -> None:
         self._connection.execute(f"CREATE MATERIALIZED VIEW {name} AS {query}")
@@ -131,7 +141,9 @@ class PgBackend:
                 raise RuntimeError("the local warehouse is closed")
             connection = self._idle.pop() if self._idle else None
         if connection is None:
-            connection = psycopg.connect(self.url, autocommit=True)
+            # Redshift hash-joins its equijoins; a PostgreSQL nested loop over two large
+            # unindexed tables, chosen on a low row estimate, runs for hours instead
+            connection = psycopg.connect(self.url, autocommit=True, options="-c enable_nestloop=off")
         return PgSession(connection)
 
     def release(self, session: PgSession, *, temporary: bool) -> None:

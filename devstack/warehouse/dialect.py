@@ -40,12 +40,13 @@ from sqlglot import exp
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.dialects.redshift import Redshift
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError
+from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.qualify import qualify
 
 from devstack.warehouse.copy import CopyCommand, is_copy, parse_copy
 from devstack.warehouse.errors import CopyError, DialectError
+from warehouse.statements import SqlFileError, split_statements
 
 DUCKDB = "duckdb"
 POSTGRES = "postgres"
@@ -85,6 +86,7 @@ class Command:
     drops: tuple[CatalogEntry, ...] = ()
     temporary: bool = False
     if_not_exists: bool = False
+    analyze: str | None = None   # a table CREATE TABLE AS filled: Redshift analyzes it at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,13 +120,13 @@ class _Refusal(Exception):
 
 # ---- physical attributes ------------------------------------------------------------------
 
-_TOKENIZER = Redshift().tokenizer_class()
+_REDSHIFT = Redshift()
 
 
 def strip_physical_attributes(sql: str) -> str:
     """A CREATE statement without Redshift's storage attributes (anything else unchanged)."""
     try:
-        tokens = _TOKENIZER.tokenize(sql)
+        tokens = _REDSHIFT.tokenize(sql)  # a tokenizer of its own: tokenizers keep state, threads share this
     except SqlglotError:
         return sql  # the parser will say what is wrong
     if not tokens or tokens[0].text.upper() != "CREATE":
@@ -380,9 +382,12 @@ _READ_COMMANDS = ("EXPLAIN", "SHOW", "DESCRIBE")
 
 
 def _without_comments(sql: str) -> str:
-    from warehouse.statements import split_statements
-
-    parts = split_statements(sql)
+    """The statement without comments (so REFRESH and COPY are recognised after one); the
+    text as given when it is not exactly one statement, for the parser to report on."""
+    try:
+        parts = split_statements(sql)
+    except SqlFileError:
+        return sql
     return parts[0] if len(parts) == 1 else sql
 
 
@@ -402,7 +407,7 @@ def translate(sql: str, target: str, *, column_types: ColumnTypes | None = None)
     stripped = strip_physical_attributes(text)
     try:
         trees = [t for t in sqlglot.parse(stripped, read="redshift") if t is not None]
-    except ParseError as exc:
+    except SqlglotError as exc:  # ParseError, TokenError
         raise DialectError(f"not Redshift SQL sqlglot can read: {exc}", sql) from exc
     if len(trees) != 1:
         raise DialectError(f"expected one statement, got {len(trees)}", sql)
@@ -449,8 +454,9 @@ def _translate_tree(tree: exp.Expression, target: str, column_types: ColumnTypes
         entry = None
         if not temporary and kind in ("TABLE", "VIEW"):
             entry = CatalogEntry(name, TABLE if kind == "TABLE" else VIEW)
+        filled = name if kind == "TABLE" and tree.expression is not None else None
         return Command(_generate(tree, target), creates=entry, temporary=temporary,
-                       if_not_exists=bool(tree.args.get("exists")))
+                       if_not_exists=bool(tree.args.get("exists")), analyze=filled)
     if isinstance(tree, exp.Drop):
         kind = (tree.args.get("kind") or "").upper()
         names = tuple(_catalog_name(t, target) for t in tree.args.get("expressions") or tree.args.get("tables") or [])
@@ -458,6 +464,12 @@ def _translate_tree(tree: exp.Expression, target: str, column_types: ColumnTypes
             return DropMaterializedView(names, bool(tree.args.get("exists")))
         drops = tuple(CatalogEntry(n, TABLE if kind == "TABLE" else VIEW) for n in names) if kind in ("TABLE", "VIEW") else ()
         return Command(_generate(tree, target), drops=drops)
+    if isinstance(tree, exp.Select) and tree.args.get("into") is not None:  # SELECT … INTO: a CREATE TABLE AS
+        into = tree.args["into"]
+        name = _catalog_name(into.this, target)
+        temporary = bool(into.args.get("temporary"))
+        return Command(_generate(tree, target), creates=None if temporary else CatalogEntry(name, TABLE),
+                       temporary=temporary, analyze=name)
     if isinstance(tree, exp.Query):
         return Query(_generate(tree, target))
     return Command(_generate(tree, target))

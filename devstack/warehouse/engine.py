@@ -54,6 +54,8 @@ def _backend_for(url: str | None, duckdb_path: Path | None) -> Any:
         path = url[len("duckdb:"):]
         if path.startswith("//"):
             path = path[2:]
+        if path in ("/:memory:", ":memory:"):
+            path = ":memory:"  # one process's private database (tests, scratch work)
         if not path:
             raise ValueError(f"{url!r}: a DuckDB URL names a file, e.g. duckdb:///var/shopstream/warehouse.duckdb")
         return DuckBackend(path)
@@ -74,7 +76,7 @@ class LocalWarehouse:
         self._write_lock = threading.Lock()
         self._target = dialect.DUCKDB if backend.name == "duckdb" else dialect.POSTGRES
         with self._write_lock:
-            self._with_session(lambda s: s.run(_CATALOG_DDL, query=False), "the local catalog")
+            self._with_session(lambda s: s.run(_CATALOG_DDL, query=False), _CATALOG_DDL)
 
     @classmethod
     def open(cls, url: str | None = None, *, duckdb_path: Path | None = None,
@@ -87,8 +89,9 @@ class LocalWarehouse:
             backend = _backend_for(url, duckdb_path)
         except ValueError:
             raise
-        except Exception as exc:
-            raise WarehouseError(f"cannot open the local warehouse: {exc}", statement="", backend=str(url)) from exc
+        except Exception as exc:  # the driver's own error (no such file, refused connection …), named
+            raise WarehouseError(f"cannot open the local warehouse {url or duckdb_path}: {_message(exc)}",
+                                 statement="", backend="local warehouse") from exc
         return cls(backend, object_reader=object_reader, batch_observer=batch_observer)
 
     @property
@@ -175,11 +178,12 @@ class LocalWarehouse:
                     session.rollback()
                     raise
 
-            self._with_session(drop_all, "reset")
+            self._with_session(drop_all, f"reset: drop what {CATALOG} lists")
 
     def catalog(self) -> dict[str, str]:
         """What shopstream created here: name → kind (table, view, materialized view)."""
-        rows = self._with_session(lambda s: s.run_params(f"SELECT name, kind FROM {CATALOG}"), "the local catalog")
+        query = f"SELECT name, kind FROM {CATALOG}"
+        rows = self._with_session(lambda s: s.run_params(query), query)
         return {name: kind for name, kind in rows}
 
     def close(self) -> None:
@@ -237,6 +241,8 @@ class LocalWarehouse:
                 return session.run(translation.sql, query=True)
             if isinstance(translation, dialect.Command):
                 result = session.run(translation.sql, query=False)
+                if translation.analyze is not None:
+                    session.analyze(translation.analyze)
                 if translation.creates is not None:
                     self._remember(session, translation.creates.name, translation.creates.kind, None)
                 for entry in translation.drops:

@@ -21,6 +21,9 @@ class WarehouseError(RuntimeError):
         self.statement = statement
         self.backend = backend
         self.index = index
+        if not statement:
+            super().__init__(f"{backend}: {reason}")
+            return
         where = "statement" if index is None else f"statement {index + 1} of {batch_size} in the batch"
         super().__init__(f"{backend}: {where} failed: {reason}\n  statement: {excerpt(statement)}")
 

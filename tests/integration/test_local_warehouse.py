@@ -46,6 +46,14 @@ def test_dml_reports_the_rows_it_affected_and_ddl_none(warehouse):
     assert created.columns == [] and updated.rows == []
 
 
+def test_select_into_creates_a_table_shopstream_then_owns(warehouse):
+    warehouse.execute("CREATE TABLE source_rows (n INTEGER)")
+    warehouse.execute("INSERT INTO source_rows VALUES (1), (2)")
+    warehouse.execute("SELECT n INTO copied_rows FROM source_rows")
+    assert warehouse.execute("SELECT SUM(n) FROM copied_rows").scalar() == 3
+    assert warehouse.catalog()["copied_rows"] == "table"
+
+
 def test_execute_runs_exactly_one_statement(warehouse):
     with pytest.raises(WarehouseError, match="expected one statement, got 2"):
         warehouse.execute("SELECT 1; SELECT 2")
@@ -255,6 +263,8 @@ def test_open_takes_a_duckdb_path_when_no_url_is_given(tmp_path):
         warehouse.execute("INSERT INTO kept VALUES (7)")
     with LocalWarehouse.open(f"duckdb://{path}") as reopened:
         assert reopened.backend == "duckdb" and reopened.execute("SELECT n FROM kept").scalar() == 7
+    with LocalWarehouse.open("duckdb:///:memory:") as scratch:
+        assert scratch.execute("SELECT 40 + 2 AS answer").records() == [{"answer": 42}]
     with pytest.raises(ValueError, match="duckdb_path"):
         LocalWarehouse.open(None)
     with pytest.raises(ValueError, match="unsupported warehouse URL"):

@@ -57,6 +57,8 @@ def test_creates_and_drops_keep_the_local_catalog(target):
     assert translate("DROP TABLE IF EXISTS a, b", target).drops == (CatalogEntry("a", "table"),
                                                                     CatalogEntry("b", "table"))
     assert translate("DROP MATERIALIZED VIEW IF EXISTS mv", target) == DropMaterializedView(("mv",), True)
+    select_into = translate("SELECT a INTO copied FROM t", target)
+    assert isinstance(select_into, Command) and select_into.creates == CatalogEntry("copied", "table")
 
 
 @BOTH
@@ -141,6 +143,8 @@ def test_one_statement_at_a_time_and_readable_errors(target):
     with pytest.raises(DialectError) as caught:
         translate("SELEC oops FROM", target)
     assert "statement: SELEC oops FROM" in str(caught.value)
+    with pytest.raises(DialectError, match="not Redshift SQL"):
+        translate("SELECT 'unterminated", target)
     with pytest.raises(ValueError, match="unknown target"):
         translate("SELECT 1", "oracle")
 

@@ -140,3 +140,14 @@ def test_run_migrates_merges_then_refreshes_even_when_nothing_was_merged():
     sent = [arg for _, arg in fake.calls]
     assert sent[0] == statements.bootstrap_statement()
     assert sent[-3:] == statements.refresh_statements()
+
+
+def test_the_warehouse_package_needs_no_database_driver_or_aws_sdk():
+    # GIVEN a fresh interpreter WHEN the loader is imported THEN no driver or SDK comes with it
+    import subprocess
+    import sys
+
+    probe = ("import sys, warehouse.loader, warehouse.statements, warehouse.results; "
+             "print(sorted(m for m in ('duckdb', 'psycopg', 'boto3', 'botocore', 'sqlglot') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
