@@ -78,12 +78,14 @@ def http_event(method: str, path: str, *, body: str | bytes | None = None, query
 
 # ---- the warehouse path: staging objects as Firehose writes them --------------------------------
 
-STAGING_COPY_OPTIONS = "JSON 'auto' GZIP TIMEFORMAT 'auto'"
+JSONPATHS_KEY = "jsonpaths/stg_invoice_lines.json"
+STAGING_COPY_OPTIONS = f"JSON 's3://staging/{JSONPATHS_KEY}' GZIP TIMEFORMAT 'auto'"  # as Terraform writes them
 
 
 def staging_ndjson(events, *, first_sequence: int = 10**20, arrival_ms: int = 1291191960000) -> bytes:
-    """The NDJSON staging rows of ``events`` as the Firehose transformation writes them, the
-    i-th event carried by Kinesis sequence number ``first_sequence + i``."""
+    """The NDJSON staging rows (one array per line) of ``events`` as the Firehose
+    transformation writes them, the i-th event carried by Kinesis sequence number
+    ``first_sequence + i``."""
     from firehose.core import OK, SourceRecord, Transformer
 
     outcomes = Transformer().transform(
@@ -97,9 +99,12 @@ class FakeBucket:
     """An in-memory S3 for the local warehouse's COPY: ``reader`` is its object_reader."""
 
     def __init__(self, name: str = "staging"):
+        from warehouse.schema import jsonpaths
+
         self.name = name
         self.objects: dict[tuple[str, str], bytes] = {}
         self._manifests = 0
+        self.put(JSONPATHS_KEY, json.dumps(jsonpaths()).encode())  # what Terraform writes to the delivery bucket
 
     def reader(self, bucket: str, key: str) -> bytes:
         return self.objects[(bucket, key)]  # KeyError for a missing object, as the reader contract says
@@ -125,3 +130,11 @@ def copy_statement(manifest_url: str, options: str = STAGING_COPY_OPTIONS) -> st
 
     return (f"COPY {STAGING_TABLE} ({', '.join(STAGING_COLUMN_NAMES)}) FROM '{manifest_url}' "
             f"CREDENTIALS 'aws_iam_role=arn:aws:iam::123456789012:role/shopstream-firehose' MANIFEST {options};")
+
+
+def keyed_rows(ndjson: bytes) -> bytes:
+    """Staging rows rewritten as keyed objects (for COPY … JSON 'auto')."""
+    from warehouse.schema import STAGING_COLUMN_NAMES
+
+    rows = [json.loads(line) for line in ndjson.decode("utf-8").splitlines() if line]
+    return "".join(json.dumps(dict(zip(STAGING_COLUMN_NAMES, row))) + "\n" for row in rows).encode("utf-8")

@@ -87,24 +87,34 @@ class DuckSession:
             return None
         return {name: str(kind) for name, kind in rows} or None
 
-    def load_json(self, table: str, columns: list[tuple[str, str]], objects: list[bytes], gzip: bool) -> int:
+    def load_json(self, table: str, columns: list[tuple[str, str]], objects: list[bytes], gzip: bool,
+                  paths: list[Any] | None = None) -> int:
         """Append NDJSON objects to ``table``: DuckDB's reader parses JSON numbers straight
         into DECIMAL, exactly, and gzip on the fly; the bytes go through a temporary
-        directory because read_json reads files."""
+        directory because read_json reads files. With JSONPaths, each line is read as one
+        JSON value and column i is ``CAST(v->>path_i AS type)`` (``->>`` gives a string's
+        text as it is, so quoted money stays exact)."""
         if not objects:
             return 0
         with tempfile.TemporaryDirectory(prefix="shopstream-copy-") as tmp:
-            paths = []
+            files = []
             for i, data in enumerate(objects):
                 path = Path(tmp) / (f"part-{i:05d}.json" + (".gz" if gzip else ""))
                 path.write_bytes(data)
-                paths.append(_literal(str(path)))
+                files.append(_literal(str(path)))
             names = ", ".join(_quote(name) for name, _ in columns)
-            struct = "{" + ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in columns) + "}"
-            sql = (f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json([{', '.join(paths)}], "
-                   f"format = 'newline_delimited', compression = '{'gzip' if gzip else 'none'}', "
-                   f"columns = {struct})")
-            rows = self._cursor.execute(sql).fetchall()
+            compression = "gzip" if gzip else "none"
+            if paths is None:
+                struct = "{" + ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in columns) + "}"
+                source = (f"SELECT {names} FROM read_json([{', '.join(files)}], format = 'newline_delimited', "
+                          f"compression = '{compression}', columns = {struct})")
+            else:
+                picked = ", ".join(
+                    f"CAST(v->>{path.index if path.index is not None else _literal(path.key)} AS {kind})"
+                    for path, (_, kind) in zip(paths, columns))
+                source = (f"SELECT {picked} FROM read_json([{', '.join(files)}], format = 'newline_delimited', "
+                          f"records = false, compression = '{compression}', columns = {{'v': 'JSON'}})")
+            rows = self._cursor.execute(f"INSERT INTO {table} ({names}) {source}").fetchall()
         return int(rows[0][0]) if rows else 0
 
     def analyze(self, table: str) -> None:

@@ -70,13 +70,16 @@ class PgSession:
         )
         return {name: kind for name, kind in rows} or None
 
-    def load_json(self, table: str, columns: list[tuple[str, str]], objects: list[bytes], gzip: bool) -> int:
+    def load_json(self, table: str, columns: list[tuple[str, str]], objects: list[bytes], gzip: bool,
+                  paths: list[Any] | None = None) -> int:
         """Append NDJSON objects to ``table``: the lines stream into a one-column temporary
         table by COPY FROM STDIN (CSV with quote and delimiter bytes JSON text cannot hold,
         so every line arrives verbatim), then one INSERT … SELECT through
         ``json_populate_record``, which matches keys to the table's column names and reads
         each value with the column's own type (a JSON number read as NUMERIC is exact), as
-        Redshift's JSON 'auto' does. The table is analyzed afterwards, as Redshift's COPY
+        Redshift's JSON 'auto' does — or, with JSONPaths, ``CAST(doc->>path AS type)`` per
+        column (``->>`` of an array element or key; a quoted number is read as the
+        column's NUMERIC, exactly). The table is analyzed afterwards, as Redshift's COPY
         keeps its statistics current; PostgreSQL's own autovacuum may have last seen it
         empty (after a merge) and plan the next merge as if it still were."""
         if not objects:
@@ -91,10 +94,17 @@ class PgSession:
                     if text and not text.endswith(b"\n"):
                         copy.write(b"\n")
             names = ", ".join(_quote(name) for name, _ in columns)
-            picked = ", ".join(f"r.{_quote(name)}" for name, _ in columns)
-            cursor.execute(f"INSERT INTO {table} ({names}) SELECT {picked} FROM {scratch} s "
-                           f"CROSS JOIN LATERAL json_populate_record(NULL::{table}, CAST(s.doc AS json)) r "
-                           f"WHERE s.doc IS NOT NULL AND s.doc <> ''")
+            if paths is None:
+                picked = ", ".join(f"r.{_quote(name)}" for name, _ in columns)
+                cursor.execute(f"INSERT INTO {table} ({names}) SELECT {picked} FROM {scratch} s "
+                               f"CROSS JOIN LATERAL json_populate_record(NULL::{table}, CAST(s.doc AS json)) r "
+                               f"WHERE s.doc IS NOT NULL AND s.doc <> ''")
+            else:
+                picked = ", ".join(
+                    f"CAST(CAST(s.doc AS json)->>{path.index if path.index is not None else _literal(path.key)} AS {kind})"
+                    for path, (_, kind) in zip(paths, columns))
+                cursor.execute(f"INSERT INTO {table} ({names}) SELECT {picked} FROM {scratch} s "
+                               f"WHERE s.doc IS NOT NULL AND s.doc <> ''")
             loaded = max(cursor.rowcount, 0)
             cursor.execute(f"DROP TABLE {scratch}")
             cursor.execute(f"ANALYZE {table}")

@@ -6,14 +6,16 @@ Firehose loads a Redshift destination with exactly::
     COPY <table> (<columns>) FROM 's3://<bucket>/<manifest key>'
     CREDENTIALS 'aws_iam_role=<arn>' MANIFEST <the delivery stream's CopyOptions>
 
-with CopyOptions such as ``JSON 'auto' GZIP TIMEFORMAT 'auto'``. This module accepts that
-family, in any order and case, and refuses everything else with the option's name, rather
-than load data differently from Redshift:
+with CopyOptions such as ``JSON 's3://<bucket>/<jsonpaths key>' GZIP TIMEFORMAT 'auto'``.
+This module accepts that family, in any order and case, and refuses everything else with
+the option's name, rather than load data differently from Redshift:
 
 * required: ``MANIFEST`` (without it Redshift loads every object under a prefix, and the
   local warehouse reads objects by key only) and ``JSON 'auto'`` / ``FORMAT [AS] JSON
   'auto'`` (keys matched to column names; a missing key loads NULL, other keys are
-  ignored);
+  ignored) or ``JSON 's3://…'``, a JSONPaths file (``{"jsonpaths": ["$[0]", …]}``: one
+  expression per listed column, in order, each ``$[n]`` — element n of an array row — or
+  ``$.name`` / ``$['name']`` — a top-level key; deeper paths are refused);
 * accepted: ``GZIP``, ``TIMEFORMAT 'auto'``, ``DATEFORMAT 'auto'``;
 * accepted and without effect locally: ``CREDENTIALS``, ``IAM_ROLE``, ``ACCESS_KEY_ID`` /
   ``SECRET_ACCESS_KEY`` / ``SESSION_TOKEN``, ``REGION``, ``COMPUPDATE``, ``STATUPDATE``.
@@ -44,7 +46,8 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 
-SUPPORTED_OPTIONS = ("MANIFEST", "JSON 'auto'", "FORMAT AS JSON 'auto'", "GZIP", "TIMEFORMAT 'auto'",
+SUPPORTED_OPTIONS = ("MANIFEST", "JSON 'auto'", "JSON 's3://…jsonpaths'", "FORMAT AS JSON 'auto'", "GZIP",
+                     "TIMEFORMAT 'auto'",
                      "DATEFORMAT 'auto'", "CREDENTIALS", "IAM_ROLE", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY",
                      "SESSION_TOKEN", "REGION", "COMPUPDATE", "STATUPDATE")
 
@@ -71,6 +74,26 @@ class CopyCommand:
     columns: tuple[str, ...] | None   # None: every column of the table, in order
     manifest: S3Url
     gzip: bool
+    jsonpaths: S3Url | None = None    # None: JSON 'auto'
+
+
+@dataclass(frozen=True, slots=True)
+class JsonPath:
+    """One JSONPaths expression: element ``index`` of an array row, or top-level ``key``."""
+
+    index: int | None = None
+    key: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "JsonPath":
+        match = re.fullmatch(r"\$\[\s*(\d+)\s*\]", text) or re.fullmatch(r"\$\.([A-Za-z_][A-Za-z0-9_]*)", text) \
+            or re.fullmatch(r"\$\[\s*'([^']*)'\s*\]", text) or re.fullmatch(r'\$\[\s*"([^"]*)"\s*\]', text)
+        if match is None:
+            raise CopyError(f"JSONPath {text!r} is not supported locally (only $[n], $.name and $['name']: "
+                            f"one level, no wildcards or filters)")
+        value = match.group(1)
+        return cls(index=int(value)) if text.startswith("$[") and value.isdigit() and "'" not in text \
+            and '"' not in text else cls(key=value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +192,7 @@ def parse_copy(sql: str) -> CopyCommand:
         raise CopyError(f"COPY: only FROM 's3://…' is supported locally, got {source!r}")
 
     manifest = gzip = json_auto = False
+    jsonpaths: S3Url | None = None
     while pos < len(tokens):
         option = word()
         if option is None:
@@ -186,9 +210,11 @@ def parse_copy(sql: str) -> CopyCommand:
                     raise CopyError(f"COPY: FORMAT {word() or '?'} is not supported locally (only JSON 'auto')")
                 pos += 1
             value = take_string("JSON")
-            if value.lower() != "auto":
-                raise CopyError(f"COPY: JSON {value!r} is not supported locally (only JSON 'auto': a jsonpaths "
-                                f"file or 'auto ignorecase' would map keys differently)")
+            if value.startswith("s3://"):
+                jsonpaths = S3Url.parse(value)
+            elif value.lower() != "auto":
+                raise CopyError(f"COPY: JSON {value!r} is not supported locally (JSON 'auto' or a JSONPaths file "
+                                f"'s3://…': 'auto ignorecase' would map keys differently)")
             json_auto = True
         elif option in ("TIMEFORMAT", "DATEFORMAT"):
             value = take_string(option)
@@ -211,8 +237,8 @@ def parse_copy(sql: str) -> CopyCommand:
         raise CopyError("COPY without MANIFEST is not supported locally: Redshift would load every object under "
                         "the prefix, and the local warehouse reads objects by key only")
     if not json_auto:
-        raise CopyError("COPY: only JSON 'auto' data is supported locally (add JSON 'auto' to the options)")
-    return CopyCommand(table=table, columns=columns, manifest=S3Url.parse(source), gzip=gzip)
+        raise CopyError("COPY: only JSON data is supported locally (add JSON 'auto' or JSON 's3://…jsonpaths')")
+    return CopyCommand(table=table, columns=columns, manifest=S3Url.parse(source), gzip=gzip, jsonpaths=jsonpaths)
 
 
 def _read(reader: ObjectReader, url: S3Url) -> bytes:
@@ -269,3 +295,24 @@ def read_objects(reader: ObjectReader | None, command: CopyCommand) -> list[byte
                 raise CopyError(f"the mandatory object {entry.url} of the manifest {command.manifest} "
                                 f"does not exist ({exc!r})") from exc
     return objects
+
+
+def read_jsonpaths(reader: ObjectReader | None, url: S3Url, columns: int) -> list[JsonPath]:
+    """The JSONPaths file's expressions; there must be one per column the COPY loads."""
+    if reader is None:
+        raise CopyError("this local warehouse was opened without an object_reader, so it cannot COPY")
+    try:
+        raw = _read(reader, url)
+    except (LookupError, FileNotFoundError) as exc:
+        raise CopyError(f"the JSONPaths file {url} does not exist ({exc!r})") from exc
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CopyError(f"the JSONPaths file {url} is not JSON: {exc}") from exc
+    paths = document.get("jsonpaths") if isinstance(document, dict) else None
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        raise CopyError(f"the JSONPaths file {url} must be an object with a \"jsonpaths\" array of strings")
+    if len(paths) != columns:
+        raise CopyError(f"the JSONPaths file {url} has {len(paths)} expressions for {columns} columns "
+                        f"(Redshift requires one per column)")
+    return [JsonPath.parse(p) for p in paths]

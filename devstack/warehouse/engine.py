@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from devstack.warehouse import dialect
-from devstack.warehouse.copy import ObjectReader, read_objects
+from devstack.warehouse.copy import ObjectReader, read_jsonpaths, read_objects
 from devstack.warehouse.errors import CopyError, DialectError, WarehouseError
 from warehouse.results import Result
 
@@ -281,7 +281,10 @@ class LocalWarehouse:
         if unknown:
             raise CopyError(f"COPY into {command.table}: no column {', '.join(unknown)} "
                             f"(the table has {', '.join(types)})")
-        return session.load_json(command.table, [(name, types[name]) for name in names], objects, command.gzip)
+        paths = (read_jsonpaths(self._object_reader, command.jsonpaths, len(names))
+                 if command.jsonpaths is not None else None)
+        return session.load_json(command.table, [(name, types[name]) for name in names], objects, command.gzip,
+                                 paths=paths)
 
     def _remember(self, session: Any, name: str, kind: str, definition: str | None) -> None:
         p = self._backend.param

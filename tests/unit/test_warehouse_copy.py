@@ -41,8 +41,9 @@ def test_without_gzip_and_without_a_column_list():
 @pytest.mark.parametrize("statement, reason", [
     ("COPY t FROM 's3://b/m' JSON 'auto' GZIP", "without MANIFEST"),
     ("COPY t FROM 's3://b/m' MANIFEST CSV GZIP", "COPY option CSV is not supported"),
-    ("COPY t FROM 's3://b/m' MANIFEST GZIP", "only JSON 'auto'"),
-    ("COPY t FROM 's3://b/m' MANIFEST JSON 's3://b/jsonpaths.json'", "jsonpaths"),
+    ("COPY t FROM 's3://b/m' MANIFEST GZIP", "only JSON data"),
+    ("COPY t FROM 's3://b/m' MANIFEST JSON 'auto ignorecase'", "ignorecase"),
+    ("COPY t FROM 's3://b/m' MANIFEST JSON 'paths.json'", "JSONPaths file 's3://"),
     ("COPY t FROM 's3://b/m' MANIFEST JSON 'auto ignorecase'", "auto ignorecase"),
     ("COPY t FROM 's3://b/m' MANIFEST JSON 'auto' TIMEFORMAT 'epochsecs'", "TIMEFORMAT 'epochsecs'"),
     ("COPY t FROM 's3://b/m' MANIFEST JSON 'auto' MAXERROR 100", "COPY option MAXERROR"),
@@ -104,3 +105,14 @@ def test_a_failing_reader_fails_the_copy_naming_the_object():
         read_objects(broken, parse_copy("COPY t FROM 's3://b/m' MANIFEST JSON 'auto'"))
     with pytest.raises(CopyError, match="without an object_reader"):
         read_objects(None, parse_copy("COPY t FROM 's3://b/m' MANIFEST JSON 'auto'"))
+
+
+def test_a_jsonpaths_file_is_named_by_its_s3_url():
+    from devstack.warehouse.copy import JsonPath, parse_copy
+
+    command = parse_copy("COPY t (a, b) FROM 's3://b/m' MANIFEST JSON 's3://b/paths/t.json' GZIP")
+    assert str(command.jsonpaths) == "s3://b/paths/t.json" and command.gzip
+    assert [JsonPath.parse(p) for p in ("$[0]", "$[12]", "$.name", "$['a b']")] == [
+        JsonPath(index=0), JsonPath(index=12), JsonPath(key="name"), JsonPath(key="a b")]
+    with pytest.raises(CopyError, match="not supported locally"):
+        JsonPath.parse("$.a.b")
