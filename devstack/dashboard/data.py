@@ -6,6 +6,7 @@ days as ISO dates.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Callable
@@ -81,9 +82,10 @@ class Dashboard:
     """The dashboard's data. ``executor`` is any StatementExecutor: the Data API of the
     running stack (``devstack.stack.warehouse_executor``) or a LocalWarehouse."""
 
-    def __init__(self, executor: Any):
+    def __init__(self, executor: Any, *, parallel: int = 3):
         self._executor = executor
         self._errors = _warehouse_errors()
+        self._parallel = parallel
 
     def _query(self, sql: str) -> Result:
         try:
@@ -91,6 +93,15 @@ class Dashboard:
         except self._errors as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise WarehouseUnavailable(f"the warehouse could not answer: {reason}") from exc
+
+    def _records(self, *sqls: str) -> list[list[dict[str, Any]]]:
+        """Each statement's rows, the statements sent at the same time: through the Data
+        API each one waits on its own for its result, so a page's queries overlap."""
+        if len(sqls) == 1 or self._parallel <= 1:
+            return [_records(self._query(sql)) for sql in sqls]
+        with ThreadPoolExecutor(max_workers=min(self._parallel, len(sqls)), thread_name_prefix="dashboard-sql") as pool:
+            futures = [pool.submit(self._query, sql) for sql in sqls]
+            return [_records(future.result()) for future in futures]
 
     # ---- what the endpoints return ------------------------------------------------------
 
@@ -101,23 +112,20 @@ class Dashboard:
     def overview(self) -> dict[str, Any]:
         """Every country's totals (largest net sales first), their sum, and the daily
         series of all countries together."""
-        countries = _records(self._query(queries.country_totals()))
-        daily = _records(self._query(queries.daily_revenue()))
+        countries, daily = self._records(queries.country_totals(), queries.daily_revenue())
         return {"countries": countries, "totals": _sum_totals(countries, daily), "daily": daily}
 
     def country(self, name: Any) -> dict[str, Any]:
         """One country's totals, top products and daily series; UnknownCountry (404) for
         a name the warehouse does not have."""
-        country = self.resolve(name)
-        totals = _records(self._query(queries.country_totals(country)))
+        return self._details(self.resolve(name))
+
+    def _details(self, country: str) -> dict[str, Any]:
+        totals, top, daily = self._records(queries.country_totals(country), queries.top_products(country),
+                                           queries.daily_revenue(country))
         if len(totals) != 1:  # it was known a moment ago: the views were rebuilt meanwhile
             raise UnknownCountry(country, self.countries())
-        return {
-            "country": country,
-            "totals": totals[0],
-            "top_products": _records(self._query(queries.top_products(country))),
-            "daily": _records(self._query(queries.daily_revenue(country))),
-        }
+        return {"country": country, "totals": totals[0], "top_products": top, "daily": daily}
 
     def resolve(self, name: Any) -> str:
         """``name`` if it is one of the warehouse's countries (exactly), else UnknownCountry.
@@ -127,6 +135,10 @@ class Dashboard:
         known = self.countries()
         if name not in known:
             raise UnknownCountry(name, known)
+        return self._writable(name)
+
+    @staticmethod
+    def _writable(name: str) -> str:
         try:
             queries.literal(name)
         except queries.UnsafeLiteral as exc:
@@ -141,7 +153,7 @@ class Dashboard:
         for row in overview["countries"]:
             if progress is not None:
                 progress(row["country"])
-            details[row["country"]] = self.country(row["country"])
+            details[row["country"]] = self._details(self._writable(row["country"]))
         return {"overview": overview, "countries": details}
 
 
