@@ -62,6 +62,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
     server_version = "shopstream-dashboard"
     protocol_version = "HTTP/1.1"
+    timeout = 60  # an idle keep-alive connection is closed after this many seconds
 
     # ---- routes -------------------------------------------------------------------------
 
