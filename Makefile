@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv demo test test-fast bench lambdas up down clean
+.PHONY: help venv browser demo test test-fast bench lambdas up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
 	@echo "make test    set up .venv and run the whole test suite (unit, contract, integration, e2e)"
 	@echo "make bench   end-to-end benchmark on the full dataset (DATA=$(DATA))"
 	@echo "make lambdas build the Lambda zips and the dependency layer into build/lambda"
+	@echo "make browser install Debian's chromium + chromium-driver (the dashboard's browser test)"
 
 $(STAMP): requirements.txt requirements-lambda.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "shopstream needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -23,10 +24,32 @@ $(STAMP): requirements.txt requirements-lambda.txt pyproject.toml
 
 venv: $(STAMP)
 
+# The dashboard's browser test drives Debian's headless Chromium through its chromedriver
+# (selenium, with the driver's path given: nothing is downloaded at test time). Installed
+# once, only when either binary is missing; as root directly, else through sudo.
+CHROMIUM     := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+APT_BROWSER  := apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
+
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+	  echo "browser: $$($(CHROMIUM) --version 2>/dev/null | head -n 1) and $(CHROMEDRIVER) present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "browser: installing Debian's chromium and chromium-driver"; \
+	  export DEBIAN_FRONTEND=noninteractive; $(APT_BROWSER); \
+	elif command -v sudo >/dev/null 2>&1; then \
+	  echo "browser: installing Debian's chromium and chromium-driver (sudo)"; \
+	  sudo sh -c 'export DEBIAN_FRONTEND=noninteractive; $(APT_BROWSER)'; \
+	else \
+	  echo "browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing and this is not root (no sudo either); run as root:"; \
+	  echo "  $(APT_BROWSER)"; \
+	  exit 1; \
+	fi
+
 demo: venv
 	$(BIN)/shopstream demo
 
-test: venv
+test: venv browser
 	$(BIN)/python -m pytest
 
 test-fast: venv

@@ -6,7 +6,7 @@
     shopstream sql "select count(*) from fact_invoice_lines" [--format table|json|csv]
     shopstream reconcile --data data.zip [--json]  # source vs DynamoDB vs archive vs warehouse
     shopstream backfill --from 2011-01-01 --to 2011-01-31
-    shopstream dashboard [--port 8090]
+    shopstream dashboard [--port 8090] [--static FILE]   # the sales dashboard on 127.0.0.1, or a snapshot
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -146,6 +147,42 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                region=config.region)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from devstack.dashboard import Dashboard, DashboardError, DashboardServer, write_static
+
+    config = _config(args)
+    info = stack.require_running(config)
+    dashboard = Dashboard(stack.warehouse_executor(config, info))
+    if args.static:
+        print("dashboard: reading the overview and every country from the warehouse…", flush=True)
+        try:
+            path = write_static(dashboard, args.static)
+        except DashboardError as exc:
+            print(f"dashboard: {exc.message}", file=sys.stderr)
+            return 1
+        print(f"dashboard snapshot written to {path} (open it in a browser; it needs no server)")
+        return 0
+    try:
+        server = DashboardServer(dashboard, args.port, log=print if args.verbose else None)
+    except OSError as exc:
+        print(f"dashboard: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}; "
+              f"choose another port with --port", file=sys.stderr)
+        return 2
+    print(f"dashboard on {server.url}   (JSON: {server.url}api/countries)   Ctrl-C stops it", flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # `kill` stops it as cleanly as Ctrl-C
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("dashboard stopped", flush=True)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo
 
@@ -193,6 +230,16 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="re-inject a date range of the archive into the stream")
     backfill_parser(backfill, local=True)
     backfill.set_defaults(func=cmd_backfill)
+
+    dashboard = sub.add_parser("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
+    from devstack.dashboard.server import DEFAULT_PORT
+
+    dashboard.add_argument("--port", type=int, default=DEFAULT_PORT,
+                           help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)")
+    dashboard.add_argument("--static", metavar="FILE",
+                           help="write a self-contained HTML snapshot (data embedded) to FILE instead of serving")
+    dashboard.add_argument("--verbose", action="store_true", help="print each request with its time")
+    dashboard.set_defaults(func=cmd_dashboard)
 
     demo = sub.add_parser("demo", help="up, replay, wait until drained, print the summary, down")
     demo.add_argument("--warehouse", help=warehouse_help)
