@@ -79,7 +79,11 @@ def http_event(method: str, path: str, *, body: str | bytes | None = None, query
 # ---- the warehouse path: staging objects as Firehose writes them --------------------------------
 
 JSONPATHS_KEY = "jsonpaths/stg_invoice_lines.json"
-STAGING_COPY_OPTIONS = f"JSON 's3://staging/{JSONPATHS_KEY}' GZIP TIMEFORMAT 'auto'"  # as Terraform writes them
+
+
+def staging_copy_options(bucket: str = "staging") -> str:
+    """The delivery stream's CopyOptions, as Terraform writes them (the JSONPaths file in ``bucket``)."""
+    return f"JSON 's3://{bucket}/{JSONPATHS_KEY}' GZIP TIMEFORMAT 'auto'"
 
 
 def staging_ndjson(events, *, first_sequence: int = 10**20, arrival_ms: int = 1291191960000) -> bytes:
@@ -124,10 +128,11 @@ class FakeBucket:
         return self.put(f"manifests/batch-{n}.manifest", json.dumps(manifest).encode())
 
 
-def copy_statement(manifest_url: str, options: str = STAGING_COPY_OPTIONS) -> str:
-    """The COPY Firehose sends to Redshift for one manifest."""
+def copy_statement(manifest_url: str, options: str | None = None) -> str:
+    """The COPY Firehose sends to Redshift for one manifest (the JSONPaths file in its bucket)."""
     from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_TABLE
 
+    options = options or staging_copy_options(manifest_url.split("/")[2])
     return (f"COPY {STAGING_TABLE} ({', '.join(STAGING_COLUMN_NAMES)}) FROM '{manifest_url}' "
             f"CREDENTIALS 'aws_iam_role=arn:aws:iam::123456789012:role/shopstream-firehose' MANIFEST {options};")
 

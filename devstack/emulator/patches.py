@@ -610,7 +610,7 @@ def _data_api_action(action: str) -> Callable[[Callable[..., Any] | None], Calla
                 else:
                     body = local.list_statements(self._get_param("Status"), int(self._get_param("MaxResults") or 100))
             except DataApiError as exc:
-                return exc.status, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                return exc.status, {"status": exc.status, "Content-Type": "application/x-amz-json-1.1"}, json.dumps(
                     {"__type": exc.code, "message": exc.message})
             return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(body, default=str)
 

@@ -1,6 +1,9 @@
 """The whole stack as a user runs it: `shopstream up` (emulator + terraform apply + local
 runtime), the bundled sample replayed through the HTTP API, results checked through the
-HTTP API and in DynamoDB, a second replay changing nothing, bad input refused."""
+HTTP API, in DynamoDB, the S3 archive and the warehouse (reconciled to the penny), a
+second replay and a backfill changing nothing, bad input refused or set aside with its
+reason. Tests run in file order on one stack: the reconciling ones come before the
+tests that add invoices of their own."""
 from __future__ import annotations
 
 import json
@@ -73,6 +76,106 @@ def test_the_sample_arrives_whole_and_a_replay_changes_nothing(running):
     assert replay_and_drain(config).ok
     # THEN not a byte changed
     assert table_snapshot(config, table) == before
+
+
+def merge_now(config, info):
+    """Run the scheduled merge now and wait for it (as `shopstream demo` does)."""
+    import time
+
+    from devstack.runtime.client import run_schedule, wait_for_schedule
+
+    rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
+    since = time.time()
+    run_schedule(config.admin_url, rule)
+    return wait_for_schedule(config.admin_url, rule, since=since, timeout=120)
+
+
+def reconcile_sample(config, info):
+    from devstack import reconcile
+
+    source, problems = reconcile.source_figures(str(SAMPLE))
+    sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+                                   execute=stack.warehouse_executor(config, info).execute)
+    return reconcile.reconcile(source, sinks, problems)
+
+
+def fact_snapshot(config, info):
+    return stack.warehouse_executor(config, info).execute(
+        "SELECT * FROM fact_invoice_lines ORDER BY invoice_no, line_no").rows
+
+
+def test_every_sink_reconciles_and_neither_a_replay_nor_a_backfill_changes_a_fact_row(running):
+    import time
+
+    from scripts.backfill_archive import backfill
+    from consumers.archive.store import S3ArchiveStore
+    from ingest.producer import KinesisProducer
+
+    config, info = running
+    # GIVEN the sample delivered (the first test replayed it twice) and merged
+    merge_now(config, info)
+    # THEN DynamoDB, the archive and the warehouse hold exactly the source, to the penny
+    report = reconcile_sample(config, info)
+    assert report.ok, {name: (c.countries, c.invoices) for name, c in report.sinks.items()}
+    for comparison in report.sinks.values():
+        f = comparison.figures
+        assert (len(f.invoices), f.lines, f.revenue) == (418, 7419, Decimal("150463.30"))
+        assert not any(f.set_aside.values()), f.set_aside
+    before = fact_snapshot(config, info)
+    assert len(before) == 7419
+    executor = stack.warehouse_executor(config, info)
+    runs_before = executor.execute("select count(*) from shopstream_merge_runs").scalar()
+    # WHEN the sample is replayed once more and a day of the archive is backfilled
+    replay_and_drain(config)
+    clients = stack.clients(config)
+    stats = backfill(store=S3ArchiveStore(clients("s3"), info.outputs["archive_bucket_name"]),
+                     producer=KinesisProducer(clients("kinesis"), info.outputs["stream_name"]),
+                     prefix=info.outputs["archive_prefix"], date_from="2010-12-02", date_to="2010-12-02",
+                     progress=False)
+    assert stats.ok and stats.events > 100, stats
+    wait_until_drained(config.admin_url, since=time.time(), timeout=120)
+    merge_now(config, info)
+    # THEN not one fact row changed: the merges since saw every redelivery and skipped it
+    assert fact_snapshot(config, info) == before
+    runs = executor.execute(f"select staged_rows, invoices_inserted, invoices_replaced, lines_inserted, lines_deleted "
+                            f"from shopstream_merge_runs order by merged_at").rows[runs_before:]
+    assert sum(r[0] for r in runs) >= 7419 + stats.lines  # the replay's lines and the backfilled day's were staged
+    assert all(r[1:] == (0, 0, 0, 0) for r in runs), runs
+    assert reconcile_sample(config, info).ok
+
+
+def test_shopstream_sql_answers_from_the_views(running, capsys):
+    from devstack import cli
+
+    config, _ = running
+    args = ["--state-dir", str(config.state_dir), "--emulator-port", str(config.emulator_port),
+            "--gateway-port", str(config.gateway_port), "--admin-port", str(config.admin_port)]
+    assert cli.main([*args, "sql", "--format", "json", "select count(*) as n from fact_invoice_lines"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 7419}]
+    query = ("select * from mv_top_products_by_country where country = 'France' order by rank limit 3")
+    assert cli.main([*args, "sql", query]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["country", "stock_code", "description"] and table[-1] == "(3 rows)"
+    assert cli.main([*args, "sql", "--format", "csv", "select stock_code, gross_sales from mv_top_products_by_country "
+                                                     "where country = 'France' order by rank limit 1"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header == "stock_code,gross_sales" and Decimal(row.split(",")[1]) > 0
+    assert cli.main([*args, "sql", "select * from no_such_table"]) == 1
+    assert "no_such_table" in capsys.readouterr().err
+
+
+def test_shopstream_reconcile_exits_zero_and_prints_every_sink(running, capsys):
+    from devstack import cli
+
+    config, _ = running
+    code = cli.main(["--state-dir", str(config.state_dir), "--emulator-port", str(config.emulator_port),
+                     "--gateway-port", str(config.gateway_port), "--admin-port", str(config.admin_port),
+                     "reconcile", "--data", str(SAMPLE), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"]
+    assert {name: report[name]["lines"] for name in ("source", "dynamodb", "archive", "warehouse")} == {
+        "source": 7419, "dynamodb": 7419, "archive": 7419, "warehouse": 7419}
+    assert report["warehouse"]["by_country"]["France"] == report["source"]["by_country"]["France"]
 
 
 def test_the_http_api_as_a_client_sees_it(running):
@@ -190,3 +293,39 @@ def test_shopstream_status_names_every_stream_consumer_with_its_kind_and_stream(
     shard_lines = [line for line in out.splitlines() if line.strip().startswith("shardId-")]
     assert len(shard_lines) >= 2 and all("records" in line and "checkpoint" in line for line in shard_lines)
     assert sum(int(line.split(": ", 1)[1].split(" records")[0].replace(",", "")) for line in shard_lines) > 0
+
+
+def test_poison_written_straight_onto_the_stream_is_set_aside_by_every_sink_with_its_reason(running):
+    import time
+
+    from devstack import reconcile
+    from pipeline.codec import aggregate
+    from pipeline.partitioning import ShardMap
+
+    config, info = running
+    clients = stack.clients(config)
+    kinesis = clients("kinesis")
+    stream = info.outputs["stream_name"]
+    # GIVEN a producer that skips the API's validation: one aggregate with a good and a bad event
+    good = next(iter(read_invoices(str(SAMPLE))))
+    good = type(good)("990001", good.invoice_date, good.customer_id, good.country, good.lines)
+    bad = json.loads(good.to_json())
+    bad.update(invoice_no="990002", event_id=None)
+    bad["lines"][0]["quantity"] = "a dozen"
+    shard_map = ShardMap.from_list_shards(kinesis.list_shards(StreamName=stream)["Shards"])
+    for record in aggregate([("990001", good.to_json()), ("990002", json.dumps(bad).encode())], shard_map):
+        kinesis.put_record(StreamName=stream, Data=record.data, PartitionKey=record.partition_key,
+                           ExplicitHashKey=record.explicit_hash_key)
+    wait_until_drained(config.admin_url, since=time.time(), timeout=120)
+    merge_now(config, info)
+    # THEN the good event is in every sink and the bad one in none,
+    executor = stack.warehouse_executor(config, info)
+    assert executor.execute("select count(*) from fact_invoice_lines where invoice_no = '990001'").scalar() == len(good.lines)
+    assert executor.execute("select count(*) from fact_invoice_lines where invoice_no = '990002'").scalar() == 0
+    assert requests.get(f"{config.api_url}/invoices/990002", timeout=10).status_code == 404
+    # AND each sink set it aside: quarantined by the two consumers, processing-failed by Firehose, with the reason
+    sinks = reconcile.sink_figures(clients=clients, outputs=info.outputs, execute=executor.execute)
+    assert sinks["dynamodb"].set_aside["quarantined"] == 1 and sinks["archive"].set_aside["quarantined"] == 1
+    assert sinks["warehouse"].set_aside["processing_failed"] == 1
+    [reason] = sinks["warehouse"].reasons
+    assert "Lambda.ProcessingFailed" in reason and "lines[0].quantity" in reason
