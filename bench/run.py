@@ -1,21 +1,36 @@
-"""End-to-end benchmark: the full dataset through the local stack, and in the same run the
-seed design's baseline on a subset. ``make bench`` (or ``python -m bench.run DATA``).
+"""End-to-end benchmark: the full dataset through the local stack into every sink, and in
+the same run the seed design's baseline on a subset. ``make bench`` (or
+``python -m bench.run DATA``).
 
 Stages, all on this machine, all in one run (figures are only comparable within a run;
 these machines are shared and noisy, so the report leads with ratios):
 
 1. ``up``: emulator, terraform apply, local runtime (timed, not part of end to end).
 2. read: the source read and grouped into events without sending (the parse cost alone).
-3. pipeline: the replay (``--max``, HTTP) until every consumer has drained: end-to-end
-   time, throughput, and the CPU seconds each process spent (emulator, local runtime with
-   its function workers, replay client).
-4. reconcile: invoices, lines and money in DynamoDB against the source.
-5. query: sequential keep-alive GETs through the HTTP API (random invoices; customer
+3. pipeline: the replay (``--max``, HTTP) until every sink is complete: when each stream
+   consumer caught up (the invoice writer → DynamoDB, the archive writer → S3, the local
+   Firehose → the warehouse's staging table), then when a warehouse merge started after
+   that has finished with the views refreshed (triggered at once, as ``shopstream demo``
+   does); end-to-end time, throughput, and the CPU seconds each process spent (the
+   emulator, which also runs the warehouse; the local runtime with its function workers;
+   the replay client).
+4. reconcile: the source against DynamoDB, the archive and the warehouse
+   (:mod:`devstack.reconcile`), exact.
+5. freshness: single invoices POSTed to the API on the loaded stack, each timed until it is
+   in ``mv_sales_by_country_day`` — with the local schedule as it runs (the merge every
+   5 s), nothing triggered.
+6. dashboard: the dashboard's queries (:mod:`devstack.dashboard`) and the raw top-3 query
+   through the Data API, and for PostgreSQL also straight over its wire protocol (what
+   Tableau does), p50/p99.
+7. query: sequential keep-alive GETs through the HTTP API (random invoices; customer
    histories), p50/p95/p99.
-6. baseline: the seed design (bench/seed/handlers.py: one POST per row, one put_record per
+8. baseline: the seed design (bench/seed/handlers.py: one POST per row, one put_record per
    row, one update_item per line into a customer and an invoice table) deployed next to
    shopstream on the same emulator and runtime, fed the first N rows one request at a
    time; throughput and the lines it loses.
+
+Stages 1-6 run twice: with the default DuckDB warehouse, then with a throwaway
+PostgreSQL 15 (``--warehouse-backends``); 7-8 run once.
 
 Results: printed, and written as JSON to bench/results/ (git-ignored); the figures and
 the command go into BENCHMARKS.md by hand.
@@ -42,10 +57,10 @@ import boto3
 import psutil
 import requests
 
-from devstack import stack
-from devstack.demo import count_stored, queue_depth, verify_through_api
+from devstack import reconcile, stack
+from devstack.demo import verify_through_api
 from devstack.emulator import free_port
-from devstack.runtime.client import discover, wait_until_drained
+from devstack.runtime.client import discover, lagging_shards, run_schedule, status, wait_for_schedule, wait_until_drained
 from pipeline.events import money_display
 from pipeline.kaggle import COLUMNS, InvoiceGrouper, iter_source_rows, read_invoices
 from scripts.replay_kaggle import replay
@@ -102,48 +117,142 @@ def stage_read(source: str) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 2), "cpu_s": round(time.process_time() - cpu, 2)}
 
 
-def stage_pipeline(config: stack.StackConfig, source: str, drain_timeout: float) -> dict[str, Any]:
+SINK_OF = {"invoice-writer": "dynamodb", "archive-writer": "archive", "warehouse": "warehouse staging"}
+
+
+def _sink(consumer: dict) -> str:
+    name = (consumer.get("name") or "").removeprefix("shopstream-")
+    return SINK_OF.get(name, name)
+
+
+def stage_pipeline(config: stack.StackConfig, info: stack.StackInfo, source: str, drain_timeout: float) -> dict[str, Any]:
     emulator = Cpu(int((config.run_dir / "emulator.pid").read_text()))
     runtime = Cpu(int((config.run_dir / "runtime.pid").read_text()))
     before = (emulator.read(), runtime.read(), time.process_time())
     started = time.perf_counter()
     stats = replay(source, endpoint=config.api_url, progress=True)
     replay_done_wall, replay_s = time.time(), time.perf_counter() - started
-    wait_until_drained(config.admin_url, since=replay_done_wall, timeout=drain_timeout)
+    # each stream consumer's completion: the first status in which none of its shards lags
+    complete: dict[str, float] = {}
+    deadline = time.monotonic() + drain_timeout
+    while time.monotonic() < deadline:
+        state = status(config.admin_url)
+        for consumer in state["consumers"]:
+            if _sink(consumer) not in complete and not lagging_shards({"consumers": [consumer]}, replay_done_wall):
+                complete[_sink(consumer)] = round(time.perf_counter() - started, 2)
+        if len(complete) == len(state["consumers"]):
+            break
+        time.sleep(0.05)
+    wait_until_drained(config.admin_url, since=replay_done_wall, timeout=max(1.0, deadline - time.monotonic()))
+    staged_wall = time.time()
+    rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
+    run_schedule(config.admin_url, rule)
+    merge = wait_for_schedule(config.admin_url, rule, since=staged_wall, timeout=drain_timeout)
     end_to_end = time.perf_counter() - started
+    complete["warehouse (merged, views refreshed)"] = round(end_to_end, 2)
     after = (emulator.read(), runtime.read(), time.process_time())
-    status = requests.get(f"{config.admin_url}/status", timeout=10).json()
-    functions = {f["name"]: {k: f.get(k) for k in ("invocations", "errors", "cold_starts")} for f in status["functions"]}
-    shards = [s for m in status["consumers"] for s in m["shards"]]
+    state = status(config.admin_url)
+    functions = {f["name"]: {k: f.get(k) for k in ("invocations", "errors", "cold_starts")} for f in state["functions"]}
+    shards_of = lambda pick: [s for c in state["consumers"] if pick(c) for s in c["shards"]]  # noqa: E731
+    esm = shards_of(lambda c: _sink(c) == "dynamodb")
+    firehose = shards_of(lambda c: c["kind"] == "firehose")
     return {
         "ok": stats.ok,
         "events_sent": stats.events_sent, "lines_sent": stats.lines_sent, "requests": stats.requests,
         "source_total": stats.source_total,
         "replay_s": round(replay_s, 2),
-        "drain_after_replay_s": round(end_to_end - replay_s, 2),
+        "sinks_complete_s": complete,
         "end_to_end_s": round(end_to_end, 2),
         "lines_per_s": round(stats.lines_sent / end_to_end),
         "invoices_per_s": round(stats.events_sent / end_to_end),
-        "cpu_s": {"emulator": round(after[0] - before[0], 2), "runtime_and_functions": round(after[1] - before[1], 2),
+        "last_merge": merge.get("last_result"),
+        "cpu_s": {"emulator_and_warehouse": round(after[0] - before[0], 2),
+                  "runtime_and_functions": round(after[1] - before[1], 2),
                   "replay_client": round(after[2] - before[2], 2)},
         "functions": functions,
-        "kinesis": {"records": sum(s.get("records_processed", 0) for s in shards),
-                    "batches": sum(s.get("batches_invoked", 0) for s in shards),
-                    "failed_batches": sum(s.get("batch_failures", 0) for s in shards)},
+        "kinesis": {"records": sum(s.get("records_processed", 0) for s in esm),
+                    "batches": sum(s.get("batches_invoked", 0) for s in esm),
+                    "failed_batches": sum(s.get("batch_failures", 0) for s in esm)},
+        "firehose": {"deliveries": sum(s.get("deliveries", 0) for s in firehose),
+                     "transform_invocations": sum(s.get("transform_invocations", 0) for s in firehose),
+                     "rows_loaded": sum(s.get("rows_loaded", 0) for s in firehose),
+                     "processing_failed": sum(s.get("records_processing_failed", 0) for s in firehose)},
     }
 
 
-def stage_reconcile(config: stack.StackConfig, info: stack.StackInfo, pipeline: dict[str, Any]) -> dict[str, Any]:
+def stage_reconcile(config: stack.StackConfig, info: stack.StackInfo, source: str) -> dict[str, Any]:
     started = time.perf_counter()
-    stored = count_stored(config, info.outputs["invoices_table_name"])
-    return {
-        "invoices_stored": stored.invoices, "lines_stored": stored.lines, "stored_total": f"{stored.total}",
-        "reconciled": stored.total == Decimal(pipeline["source_total"]) and stored.invoices == pipeline["events_sent"]
-                      and stored.lines == pipeline["lines_sent"],
-        "quarantined": queue_depth(config, info.outputs["quarantine_queue_url"]),
-        "failed_batches": sum(queue_depth(config, url) for url in info.outputs["failures_queue_urls"].values()),
-        "seconds": round(time.perf_counter() - started, 2),
+    figures, problems = reconcile.source_figures(source)
+    sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+                                   execute=stack.warehouse_executor(config, info).execute)
+    result = reconcile.reconcile(figures, sinks, problems)
+    out = {name: {"invoices": len(c.figures.invoices), "lines": c.figures.lines, "revenue": f"{c.figures.revenue}",
+                  "ok": c.ok, "set_aside": c.figures.set_aside} for name, c in result.sinks.items()}
+    return {"ok": result.ok, "source": {"invoices": len(figures.invoices), "lines": figures.lines,
+                                        "revenue": f"{figures.revenue}"},
+            "sinks": out, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def stage_freshness(config: stack.StackConfig, info: stack.StackInfo, samples: int, timeout: float = 120.0) -> dict[str, Any]:
+    """POST one invoice at a time and time it until the views show it (the schedule as it runs)."""
+    from pipeline.events import InvoiceEvent, InvoiceLine
+
+    executor = stack.warehouse_executor(config, info)
+    seconds = []
+    for n in range(samples):
+        country = f"Freshness {int(time.time())}-{n}"
+        event = InvoiceEvent(f"F{int(time.time() * 1000)}{n}", "2011-12-10T10:00:00", "99999", country,
+                             (InvoiceLine(1, "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, Decimal("2.55")),))
+        started = time.perf_counter()
+        response = requests.post(f"{config.api_url}/events", data=event.to_json(), timeout=30,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 202, response.text
+        name = country.replace("'", "''")
+        while True:
+            if executor.execute(f"select count(*) from mv_sales_by_country_day where country = '{name}'").scalar():
+                seconds.append(round(time.perf_counter() - started, 2))
+                break
+            if time.perf_counter() - started > timeout:
+                seconds.append(None)
+                break
+            time.sleep(0.1)
+        time.sleep(1.3)  # start the next one at another point of the merge schedule
+    done = [s for s in seconds if s is not None]
+    return {"seconds": seconds, "max_s": max(done) if done else None, "missed": len(seconds) - len(done)}
+
+
+def _timed(call, n: int) -> dict[str, float]:
+    call()  # warm
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000)
+    return percentiles(samples)
+
+
+TOP3_FRANCE = "select * from mv_top_products_by_country where country = 'France' order by rank limit 3"
+
+
+def stage_dashboard(config: stack.StackConfig, info: stack.StackInfo, n: int, warehouse_url: str | None) -> dict[str, Any]:
+    from devstack.dashboard import Dashboard
+
+    executor = stack.warehouse_executor(config, info)
+    dashboard = Dashboard(executor)
+    out = {
+        "top3_france_data_api": _timed(lambda: executor.execute(TOP3_FRANCE), n),
+        "dashboard_country_france": _timed(lambda: dashboard.country("France"), n),
+        "dashboard_overview": _timed(dashboard.overview, n),
     }
+    if warehouse_url:  # PostgreSQL: also as Tableau reaches it, over the wire protocol
+        import psycopg
+
+        with psycopg.connect(warehouse_url) as connection:
+            out["top3_france_postgres_wire"] = _timed(lambda: connection.execute(TOP3_FRANCE).fetchall(), n)
+    top = executor.execute(TOP3_FRANCE).records()
+    out["top3_france"] = [{k: str(v) for k, v in row.items() if k in ("stock_code", "description", "units", "gross_sales",
+                                                                        "unique_customers", "rank")} for row in top]
+    return out
 
 
 def stage_query(config: stack.StackConfig, source: str, n: int, seed: int = 7) -> dict[str, Any]:
@@ -231,20 +340,37 @@ def stage_baseline(config: stack.StackConfig, info: stack.StackInfo, source: str
 # ---- report -------------------------------------------------------------------------
 
 
+def _run_report(run: dict[str, Any]) -> list[str]:
+    p, r, f, d = run["pipeline"], run["reconcile"], run["freshness"], run["dashboard"]
+    sinks = " · ".join(f"{name} {seconds:.1f}s" for name, seconds in p["sinks_complete_s"].items())
+    lines = [
+        f"  [{run['warehouse']}] stack up: terraform apply {run['up']['terraform_apply_s']:.1f}s (not part of end to end)",
+        f"    every sink         {p['end_to_end_s']:.1f}s from the first request (replay {p['replay_s']:.1f}s)",
+        f"    sinks complete     {sinks}",
+        f"                       {p['lines_per_s']:,} lines/s · {p['requests']} HTTP requests · {p['kinesis']['records']:,} "
+        f"Kinesis records · {p['firehose']['transform_invocations']} transformations · {p['firehose']['deliveries']} COPYs",
+        f"    CPU seconds        emulator+warehouse {p['cpu_s']['emulator_and_warehouse']:.1f} · runtime+functions "
+        f"{p['cpu_s']['runtime_and_functions']:.1f} · replay client {p['cpu_s']['replay_client']:.1f}",
+        f"    reconcile          {'every sink equals the source' if r['ok'] else 'MISMATCH'}: "
+        + " · ".join(f"{name} {s['lines']:,} lines £{money_display(s['revenue'])}" for name, s in r["sinks"].items()),
+        f"    freshness          POST → views: {', '.join(str(s) for s in f['seconds'])} s (max {f['max_s']} s)",
+    ]
+    for name, figures in d.items():
+        if isinstance(figures, dict):
+            lines.append(f"    {name:<26} p50 {figures['p50_ms']} ms · p99 {figures['p99_ms']} ms (n={figures['n']})")
+    return lines
+
+
 def report(results: dict[str, Any]) -> str:
-    p, r, q, b = results["pipeline"], results["reconcile"], results["query"], results.get("baseline")
+    q, b = results["query"], results.get("baseline")
     lines = [
         "",
         f"shopstream benchmark — {results['source']}  ({results['machine']})",
-        f"  stack up           terraform apply {results['up']['terraform_apply_s']:.1f}s (not part of end to end)",
         f"  read + group only  {results['read']['lines']:,} lines → {results['read']['invoices']:,} invoices in {results['read']['seconds']:.1f}s",
-        f"  end to end         {p['end_to_end_s']:.1f}s  = replay {p['replay_s']:.1f}s + drain after the last request {p['drain_after_replay_s']:.1f}s",
-        f"                     {p['lines_per_s']:,} lines/s · {p['invoices_per_s']:,} invoices/s · {p['requests']} HTTP requests · "
-        f"{p['kinesis']['records']:,} Kinesis records in {p['kinesis']['batches']} batches",
-        f"  CPU seconds        emulator {p['cpu_s']['emulator']:.1f} · runtime+functions {p['cpu_s']['runtime_and_functions']:.1f} · "
-        f"replay client {p['cpu_s']['replay_client']:.1f}",
-        f"  stored             {r['invoices_stored']:,} invoices · {r['lines_stored']:,} lines · £{money_display(r['stored_total'])} · "
-        f"reconciled {'yes' if r['reconciled'] else 'NO'} · quarantined {r['quarantined']} · failed batches {r['failed_batches']}",
+    ]
+    for run in results["runs"]:
+        lines += _run_report(run)
+    lines += [
         f"  GET /invoices      p50 {q['get_invoice']['p50_ms']} ms · p99 {q['get_invoice']['p99_ms']} ms (n={q['get_invoice']['n']})",
         f"  GET /customers     p50 {q['customer_history']['p50_ms']} ms · p99 {q['customer_history']['p99_ms']} ms (n={q['customer_history']['n']})",
     ]
@@ -260,6 +386,40 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def run_stack(args: argparse.Namespace, results: dict[str, Any], warehouse_url: str | None, *,
+              extra: bool) -> dict[str, Any]:
+    """Stages 1-6 on a fresh stack with this warehouse; with ``extra``, 7-8 too."""
+    config = stack.StackConfig(state_dir=Path(tempfile.mkdtemp(prefix="shopstream-bench-")),
+                               emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port(),
+                               warehouse_url=warehouse_url)
+    run: dict[str, Any] = {"warehouse": "postgresql" if warehouse_url else "duckdb"}
+    info = stack.up(config)
+    try:
+        run["up"] = {"terraform_apply_s": info.terraform_s}
+        print(f"• pipeline [{run['warehouse']}]: replay --max until every sink is complete")
+        run["pipeline"] = stage_pipeline(config, info, args.source, args.drain_timeout)
+        print("• reconcile every sink")
+        run["reconcile"] = stage_reconcile(config, info, args.source)
+        print("• freshness: POST → views")
+        run["freshness"] = stage_freshness(config, info, args.freshness)
+        print("• dashboard queries")
+        run["dashboard"] = stage_dashboard(config, info, args.dashboard_queries, warehouse_url)
+        if extra:
+            print("• query latency")
+            results["query"] = stage_query(config, args.source, args.queries)
+            if args.verify:
+                v = verify_through_api(config.api_url, args.source)
+                results["verify"] = {"checked": v.checked, "missing": len(v.missing), "mismatched": len(v.mismatched),
+                                     "seconds": v.seconds}
+            if args.baseline_rows:
+                print(f"• seed baseline: {args.baseline_rows} rows, one request each")
+                results["baseline"] = stage_baseline(config, info, args.source, args.baseline_rows, args.drain_timeout)
+                results["ratio_vs_baseline"] = round(run["pipeline"]["lines_per_s"] / results["baseline"]["lines_per_s"], 1)
+    finally:
+        stack.down(config, quiet=True)
+    return run
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="the data: a Kaggle zip, CSV, directory or glob (e.g. ../shared/data/online-retail/by-day)")
@@ -267,45 +427,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=2000, help="GET /invoices requests for the latency figures")
     parser.add_argument("--verify", action="store_true", help="also fetch every invoice through the API and compare it")
     parser.add_argument("--drain-timeout", type=float, default=900.0)
+    parser.add_argument("--freshness", type=int, default=3, help="single invoices timed from POST to the views")
+    parser.add_argument("--dashboard-queries", type=int, default=50, help="repetitions of each dashboard query")
+    parser.add_argument("--warehouse-backends", default="duckdb,postgresql",
+                        help="local warehouses to run the stack with, in order (the first also runs the query "
+                             "latency and the baseline)")
     parser.add_argument("--out", help="JSON results file (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
     if not os.path.exists(args.source) and not any(c in args.source for c in "*?["):
         print(f"bench: {args.source} not found (the full dataset lives in ../shared/data/online-retail/by-day)", file=sys.stderr)
         return 2
 
-    config = stack.StackConfig(state_dir=Path(tempfile.mkdtemp(prefix="shopstream-bench-")),
-                               emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port())
     results: dict[str, Any] = {
         "source": args.source,
         "command": "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": f"{platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()}",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "runs": [],
     }
     print("• read + group (no sending)")
     results["read"] = stage_read(args.source)
-    info = stack.up(config)
-    try:
-        results["up"] = {"terraform_apply_s": info.terraform_s}
-        print("• pipeline: replay --max until drained")
-        results["pipeline"] = stage_pipeline(config, args.source, args.drain_timeout)
-        results["reconcile"] = stage_reconcile(config, info, results["pipeline"])
-        print("• query latency")
-        results["query"] = stage_query(config, args.source, args.queries)
-        if args.verify:
-            v = verify_through_api(config.api_url, args.source)
-            results["verify"] = {"checked": v.checked, "missing": len(v.missing), "mismatched": len(v.mismatched), "seconds": v.seconds}
-        if args.baseline_rows:
-            print(f"• seed baseline: {args.baseline_rows} rows, one request each")
-            results["baseline"] = stage_baseline(config, info, args.source, args.baseline_rows, args.drain_timeout)
-            results["ratio_vs_baseline"] = round(results["pipeline"]["lines_per_s"] / results["baseline"]["lines_per_s"], 1)
-    finally:
-        stack.down(config, quiet=True)
+    backends = [b.strip() for b in args.warehouse_backends.split(",") if b.strip()]
+    for n, backend in enumerate(backends):
+        if backend == "duckdb":
+            results["runs"].append(run_stack(args, results, None, extra=n == 0))
+        elif backend == "postgresql":
+            from tests.fixtures.postgres import PostgresCluster  # the tests' throwaway cluster (as root: its own user)
+
+            cluster = PostgresCluster.start()
+            try:
+                url = cluster.url(cluster.create_database("shopstream_bench"))
+                results["runs"].append(run_stack(args, results, url, extra=n == 0))
+            finally:
+                cluster.stop()
+                cluster.remove()
+        else:
+            print(f"bench: unknown warehouse backend {backend!r} (duckdb, postgresql)", file=sys.stderr)
+            return 2
     print(report(results))
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"\nresults: {out}")
-    return 0 if results["pipeline"]["ok"] and results["reconcile"]["reconciled"] else 1
+    return 0 if all(r["pipeline"]["ok"] and r["reconcile"]["ok"] for r in results["runs"]) else 1
 
 
 if __name__ == "__main__":
