@@ -37,7 +37,7 @@ WELL_KNOWN_MIRRORS = (
     "/usr/local/share/terraform/plugins",
 )
 INSTALL_HINT = (
-    "install Terraform >= 1.5 and put `terraform` on PATH: https://developer.hashicorp.com/terraform/install "
+    "install Terraform >= 1.11 and put `terraform` on PATH: https://developer.hashicorp.com/terraform/install "
     "(macOS: `brew tap hashicorp/tap && brew install hashicorp/tap/terraform`; Linux: unzip the release "
     "binary into /usr/local/bin)"
 )

@@ -14,7 +14,10 @@ Each step is safe to repeat and to run after a failure of the previous attempt:
   often a line was delivered (``merge.sql`` says how); it is skipped when nothing is
   staged, because an empty Redshift commit still queues behind every other commit;
 * :meth:`~WarehouseLoader.refresh` refreshes each materialized view in a call of its own,
-  since Redshift runs every REFRESH as its own transaction.
+  since Redshift runs every REFRESH as its own transaction; :meth:`~WarehouseLoader.run`
+  refreshes only when a merge changed the fact since the last refresh (a refresh
+  recomputes each view in full), which also catches a run that merged and then died
+  before its refresh.
 """
 from __future__ import annotations
 
@@ -127,10 +130,20 @@ class WarehouseLoader:
             self._executor.execute(statement)
         return statements.materialized_views()
 
+    def refresh_due(self) -> int | None:
+        """The count of changing merges to record after a refresh, or None when the views
+        already reflect every merge that changed the fact."""
+        changing, refreshed = self._executor.execute(statements.refresh_due_query()).rows[0]
+        return int(changing) if int(changing) > int(refreshed) else None
+
     def run(self) -> RunResult:
-        """ensure_schema, merge, refresh — what the scheduled Lambda does. The views are
-        refreshed even when nothing was merged: a previous run may have merged and then
-        failed before its refresh, and a refresh with no base change is cheap."""
+        """ensure_schema, merge, and a refresh when a merge changed the fact since the last
+        one — what the scheduled Lambda does."""
         applied = self.ensure_schema()
         merged = self.merge()
-        return RunResult(applied, merged, self.refresh())
+        due = self.refresh_due()
+        if due is None:
+            return RunResult(applied, merged, [])
+        refreshed = self.refresh()
+        self._executor.execute(statements.record_refresh_statement(due))
+        return RunResult(applied, merged, refreshed)

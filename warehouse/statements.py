@@ -11,7 +11,8 @@ BatchExecuteStatement takes no parameters.
 * ``migrations/NNN_name.sql`` — applied once each, in version order;
 * ``merge.sql`` — staging → fact and dimensions, one transaction;
 * ``refresh.sql`` — one ``REFRESH MATERIALIZED VIEW`` per view;
-* ``loader/*.sql`` — the loader's own small queries.
+* ``loader/*.sql`` — the loader's own small queries (migrations applied, rows staged, a
+  merge's counts, whether the views need a refresh).
 """
 from __future__ import annotations
 
@@ -176,6 +177,14 @@ def staged_rows_query() -> str:
     return _single("loader/staged_rows.sql")
 
 
+def refresh_due_query() -> str:
+    return _single("loader/refresh_due.sql")
+
+
+def record_refresh_statement(changing_merges: int) -> str:
+    return render(_single("loader/record_refresh.sql"), changing_merges=int(changing_merges))
+
+
 def merge_run_query(run_id: str) -> str:
     return render(_single("loader/merge_run.sql"), run_id=_check_run_id(run_id))
 
@@ -219,6 +228,8 @@ def all_statements() -> list[Statement]:
     out.extend(Statement("merge.sql", s) for s in merge_statements(EXAMPLE_RUN_ID))
     out.append(Statement("loader/merge_run.sql", merge_run_query(EXAMPLE_RUN_ID)))
     out.extend(Statement("refresh.sql", s) for s in refresh_statements())
+    out.append(Statement("loader/refresh_due.sql", refresh_due_query()))
+    out.append(Statement("loader/record_refresh.sql", record_refresh_statement(1)))
     return out
 
 

@@ -18,10 +18,11 @@ COUNTS = ("staged_rows", "staged_invoices", "invoices_inserted", "invoices_repla
 class FakeWarehouse:
     """Answers the loader's statements from a little state, and logs every call."""
 
-    def __init__(self, applied=(), staged=0, merge_counts=(10, 3, 1, 1, 4, 2, 1)):
+    def __init__(self, applied=(), staged=0, merge_counts=(10, 3, 1, 1, 4, 2, 1), changing=0, refreshed=0):
         self.applied = set(applied)
         self.staged = staged
         self.merge_counts = merge_counts
+        self.changing, self.refreshed = changing, refreshed
         self.runs: set[str] = set()
         self.calls: list[tuple[str, object]] = []
         self.fail_batch = False
@@ -32,6 +33,12 @@ class FakeWarehouse:
             return Result([Column("version", "int4")], [(v,) for v in sorted(self.applied)], len(self.applied))
         if sql.startswith("SELECT COUNT(*) AS staged_rows"):
             return Result([Column("staged_rows", "int8")], [(self.staged,)], 1)
+        if "AS changing_merges" in sql:
+            return Result([Column("changing_merges", "int8"), Column("refreshed_merges", "int8")],
+                          [(self.changing, self.refreshed)], 1)
+        recorded = re.search(r"INSERT INTO shopstream_view_refreshes .* VALUES \(GETDATE\(\), (\d+)\)", sql)
+        if recorded:
+            self.refreshed = int(recorded.group(1))
         if sql.startswith("SELECT staged_rows"):
             run_id = re.search(r"run_id = '([0-9a-f]{32})'", sql).group(1)
             rows = [self.merge_counts] if run_id in self.runs else []
@@ -49,6 +56,7 @@ class FakeWarehouse:
             run = re.search(r"SELECT '([0-9a-f]{32})', GETDATE\(\)", sql)
             if run:
                 self.runs.add(run.group(1))
+                self.changing += 1
 
     def batches(self) -> list[list[str]]:
         return [arg for kind, arg in self.calls if kind == "batch"]
@@ -65,10 +73,10 @@ def test_ensure_schema_applies_each_migration_once_in_its_own_recorded_transacti
     first = loader(fake).ensure_schema()
     second = loader(fake).ensure_schema()
     # THEN the migrations ran once, in order, each batch ending with the row recording it
-    assert first == [1, 2, 3] and second == []
+    assert first == [1, 2, 3, 4] and second == []
     assert fake.calls[0] == ("execute", statements.bootstrap_statement())
     batches = fake.batches()
-    assert len(batches) == 3
+    assert len(batches) == 4
     for migration, batch in zip(statements.migrations(), batches):
         assert batch[:-1] == list(migration.statements)
         assert batch[-1] == statements.record_migration_statement(migration)
@@ -76,7 +84,7 @@ def test_ensure_schema_applies_each_migration_once_in_its_own_recorded_transacti
 
 def test_ensure_schema_applies_only_what_is_missing():
     fake = FakeWarehouse(applied={1})
-    assert loader(fake).ensure_schema() == [2, 3]
+    assert loader(fake).ensure_schema() == [2, 3, 4]
     assert [b[-1] for b in fake.batches()] == [statements.record_migration_statement(m)
                                                for m in statements.migrations()[1:]]
 
@@ -132,14 +140,28 @@ def test_refresh_is_one_call_per_view_in_order():
     assert fake.calls == [("execute", f"REFRESH MATERIALIZED VIEW {name}") for name in names]
 
 
-def test_run_migrates_merges_then_refreshes_even_when_nothing_was_merged():
-    fake = FakeWarehouse(applied={1, 2, 3}, staged=0)
+def test_run_refreshes_after_a_merge_that_changed_the_fact_and_records_it():
+    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=10)
     result = loader(fake).run()
-    assert result.migrations_applied == [] and not result.merge.ran
-    assert result.views_refreshed == statements.materialized_views()
+    assert result.merge.ran and result.views_refreshed == statements.materialized_views()
+    sent = [arg for _, arg in fake.calls]
+    assert sent[-4:-1] == statements.refresh_statements() and sent[-1] == statements.record_refresh_statement(1)
+    assert fake.refreshed == 1
+
+
+def test_run_skips_the_refresh_when_the_views_already_reflect_every_change():
+    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=0, changing=5, refreshed=5)
+    result = loader(fake).run()
+    assert result.migrations_applied == [] and not result.merge.ran and result.views_refreshed == []
     sent = [arg for _, arg in fake.calls]
     assert sent[0] == statements.bootstrap_statement()
-    assert sent[-3:] == statements.refresh_statements()
+    assert not any(isinstance(s, str) and s.startswith("REFRESH") for s in sent)
+
+
+def test_a_merge_whose_refresh_never_ran_is_refreshed_by_the_next_run():
+    # a previous run merged (5 changing merges) and died after 4 were refreshed
+    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=0, changing=5, refreshed=4)
+    assert loader(fake).run().views_refreshed == statements.materialized_views() and fake.refreshed == 5
 
 
 def test_the_warehouse_package_needs_no_database_driver_or_aws_sdk():

@@ -40,7 +40,7 @@ def test_render_fills_only_safe_values():
 def test_migrations_are_numbered_from_one_without_gaps_and_fit_a_batch():
     migrations = statements.migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
-    assert [m.name for m in migrations] == ["staging", "model", "materialized_views"]
+    assert [m.name for m in migrations] == ["staging", "model", "materialized_views", "view_refreshes"]
     assert all(0 < len(m.statements) < statements.MAX_BATCH_STATEMENTS for m in migrations)
 
 
