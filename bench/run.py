@@ -30,7 +30,10 @@ these machines are shared and noisy, so the report leads with ratios):
    time; throughput and the lines it loses.
 
 Stages 1-6 run twice: with the default DuckDB warehouse, then with a throwaway
-PostgreSQL 15 (``--warehouse-backends``); 7-8 run once.
+PostgreSQL 15 (``--warehouse-backends``); 7-8 run once. First, as the same-run yardstick
+for the DynamoDB sink, stages 1, 3 and 4 run on a stack whose analytics consumers are
+removed right after ``up`` (the archive writer's mapping, the delivery stream, the merge
+schedule): the invoice path alone, on the same machine, minutes apart.
 
 Results: printed, and written as JSON to bench/results/ (git-ignored); the figures and
 the command go into BENCHMARKS.md by hand.
@@ -144,12 +147,14 @@ def stage_pipeline(config: stack.StackConfig, info: stack.StackInfo, source: str
             break
         time.sleep(0.05)
     wait_until_drained(config.admin_url, since=replay_done_wall, timeout=max(1.0, deadline - time.monotonic()))
-    staged_wall = time.time()
-    rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
-    run_schedule(config.admin_url, rule)
-    merge = wait_for_schedule(config.admin_url, rule, since=staged_wall, timeout=drain_timeout)
+    merge: dict = {}
+    if "warehouse staging" in complete:
+        staged_wall = time.time()
+        rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
+        run_schedule(config.admin_url, rule)
+        merge = wait_for_schedule(config.admin_url, rule, since=staged_wall, timeout=drain_timeout)
+        complete["warehouse (merged, views refreshed)"] = round(time.perf_counter() - started, 2)
     end_to_end = time.perf_counter() - started
-    complete["warehouse (merged, views refreshed)"] = round(end_to_end, 2)
     after = (emulator.read(), runtime.read(), time.process_time())
     state = status(config.admin_url)
     functions = {f["name"]: {k: f.get(k) for k in ("invocations", "errors", "cold_starts")} for f in state["functions"]}
@@ -180,11 +185,27 @@ def stage_pipeline(config: stack.StackConfig, info: stack.StackInfo, source: str
     }
 
 
-def stage_reconcile(config: stack.StackConfig, info: stack.StackInfo, source: str) -> dict[str, Any]:
+def remove_analytics(config: stack.StackConfig, info: stack.StackInfo) -> None:
+    """Leave the invoice path alone on the stack: no archive writer, no Firehose, no merge."""
+    clients = stack.clients(config)
+    clients("lambda").delete_event_source_mapping(UUID=info.outputs["event_source_mapping_uuids"]["archive-writer"])
+    clients("firehose").delete_delivery_stream(DeliveryStreamName=info.outputs["delivery_stream_name"])
+    clients("events").disable_rule(Name=info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = discover(config.admin_url)
+        if [c["kind"] for c in state["consumers"]] == ["event-source-mapping"]:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the runtime still runs the analytics consumers")
+
+
+def stage_reconcile(config: stack.StackConfig, info: stack.StackInfo, source: str,
+                    sinks_to_read: tuple[str, ...] = reconcile.SINKS) -> dict[str, Any]:
     started = time.perf_counter()
     figures, problems = reconcile.source_figures(source)
     sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
-                                   execute=stack.warehouse_executor(config, info).execute)
+                                   execute=stack.warehouse_executor(config, info).execute, sinks=sinks_to_read)
     result = reconcile.reconcile(figures, sinks, problems)
     out = {name: {"invoices": len(c.figures.invoices), "lines": c.figures.lines, "revenue": f"{c.figures.revenue}",
                   "ok": c.ok, "set_aside": c.figures.set_aside} for name, c in result.sinks.items()}
@@ -341,7 +362,7 @@ def stage_baseline(config: stack.StackConfig, info: stack.StackInfo, source: str
 
 
 def _run_report(run: dict[str, Any]) -> list[str]:
-    p, r, f, d = run["pipeline"], run["reconcile"], run["freshness"], run["dashboard"]
+    p, r, f, d = run["pipeline"], run["reconcile"], run.get("freshness"), run.get("dashboard") or {}
     sinks = " · ".join(f"{name} {seconds:.1f}s" for name, seconds in p["sinks_complete_s"].items())
     lines = [
         f"  [{run['warehouse']}] stack up: terraform apply {run['up']['terraform_apply_s']:.1f}s (not part of end to end)",
@@ -353,8 +374,9 @@ def _run_report(run: dict[str, Any]) -> list[str]:
         f"{p['cpu_s']['runtime_and_functions']:.1f} · replay client {p['cpu_s']['replay_client']:.1f}",
         f"    reconcile          {'every sink equals the source' if r['ok'] else 'MISMATCH'}: "
         + " · ".join(f"{name} {s['lines']:,} lines £{money_display(s['revenue'])}" for name, s in r["sinks"].items()),
-        f"    freshness          POST → views: {', '.join(str(s) for s in f['seconds'])} s (max {f['max_s']} s)",
     ]
+    if f:
+        lines.append(f"    freshness          POST → views: {', '.join(str(s) for s in f['seconds'])} s (max {f['max_s']} s)")
     for name, figures in d.items():
         if isinstance(figures, dict):
             lines.append(f"    {name:<26} p50 {figures['p50_ms']} ms · p99 {figures['p99_ms']} ms (n={figures['n']})")
@@ -370,6 +392,12 @@ def report(results: dict[str, Any]) -> str:
     ]
     for run in results["runs"]:
         lines += _run_report(run)
+    alone = next((r for r in results["runs"] if r["warehouse"] == "none (invoice path alone)"), None)
+    full = next((r for r in results["runs"] if r["warehouse"] == "duckdb"), None)
+    if alone and full:
+        a, b = alone["pipeline"]["sinks_complete_s"]["dynamodb"], full["pipeline"]["sinks_complete_s"]["dynamodb"]
+        lines.append(f"  DynamoDB sink      {b:.1f}s with every consumer vs {a:.1f}s with the invoice path alone "
+                     f"(×{b / a:.2f}, same run)")
     lines += [
         f"  GET /invoices      p50 {q['get_invoice']['p50_ms']} ms · p99 {q['get_invoice']['p99_ms']} ms (n={q['get_invoice']['n']})",
         f"  GET /customers     p50 {q['customer_history']['p50_ms']} ms · p99 {q['customer_history']['p99_ms']} ms (n={q['customer_history']['n']})",
@@ -387,8 +415,9 @@ def report(results: dict[str, Any]) -> str:
 
 
 def run_stack(args: argparse.Namespace, results: dict[str, Any], warehouse_url: str | None, *,
-              extra: bool) -> dict[str, Any]:
-    """Stages 1-6 on a fresh stack with this warehouse; with ``extra``, 7-8 too."""
+              extra: bool, invoice_path_only: bool = False) -> dict[str, Any]:
+    """Stages 1-6 on a fresh stack with this warehouse; with ``extra``, 7-8 too; with
+    ``invoice_path_only``, 1, 3 and 4 with the analytics consumers removed."""
     config = stack.StackConfig(state_dir=Path(tempfile.mkdtemp(prefix="shopstream-bench-")),
                                emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port(),
                                warehouse_url=warehouse_url)
@@ -396,6 +425,13 @@ def run_stack(args: argparse.Namespace, results: dict[str, Any], warehouse_url: 
     info = stack.up(config)
     try:
         run["up"] = {"terraform_apply_s": info.terraform_s}
+        if invoice_path_only:
+            run["warehouse"] = "none (invoice path alone)"
+            remove_analytics(config, info)
+            print("• pipeline [invoice path alone]: replay --max until DynamoDB is complete")
+            run["pipeline"] = stage_pipeline(config, info, args.source, args.drain_timeout)
+            run["reconcile"] = stage_reconcile(config, info, args.source, ("dynamodb",))
+            return run
         print(f"• pipeline [{run['warehouse']}]: replay --max until every sink is complete")
         run["pipeline"] = stage_pipeline(config, info, args.source, args.drain_timeout)
         print("• reconcile every sink")
@@ -429,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain-timeout", type=float, default=900.0)
     parser.add_argument("--freshness", type=int, default=3, help="single invoices timed from POST to the views")
     parser.add_argument("--dashboard-queries", type=int, default=50, help="repetitions of each dashboard query")
+    parser.add_argument("--no-invoice-path-yardstick", dest="invoice_path_yardstick", action="store_false",
+                        help="skip the first run, with the analytics consumers removed")
     parser.add_argument("--warehouse-backends", default="duckdb,postgresql",
                         help="local warehouses to run the stack with, in order (the first also runs the query "
                              "latency and the baseline)")
@@ -448,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     print("• read + group (no sending)")
     results["read"] = stage_read(args.source)
     backends = [b.strip() for b in args.warehouse_backends.split(",") if b.strip()]
+    if args.invoice_path_yardstick:
+        results["runs"].append(run_stack(args, results, None, extra=False, invoice_path_only=True))
     for n, backend in enumerate(backends):
         if backend == "duckdb":
             results["runs"].append(run_stack(args, results, None, extra=n == 0))
