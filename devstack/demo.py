@@ -1,8 +1,11 @@
 """``shopstream demo``: the main job, end to end, with a readable summary.
 
-up → replay the data (``--max``) through the HTTP API → wait until every consumer has
-drained → count and reconcile what DynamoDB holds → fetch every invoice back through the
-HTTP API and compare it with the source → summary (and JSON report) → down.
+up → replay the data (``--max``) through the HTTP API → wait until every stream consumer
+has drained (the invoice writer, the archive writer, the local Firehose) and a warehouse
+merge that started afterwards has finished → reconcile the source with DynamoDB, the
+archive and the warehouse (:mod:`devstack.reconcile`) → fetch every invoice back through
+the HTTP API and compare it with the source → one summary over every sink (and a JSON
+report with per-sink counts) → down.
 """
 from __future__ import annotations
 
@@ -121,14 +124,11 @@ def wait_for_every_sink(config: stack.StackConfig, info: stack.StackInfo, since:
     """Wait until every stream consumer has handled what was written before ``since``, then
     until a warehouse merge that started afterwards has completed; returns when each sink
     was complete (seconds after ``since``)."""
-    from devstack.runtime.client import run_schedule, wait_for_schedule, wait_until_drained
+    from devstack.runtime.client import run_schedule, wait_for_schedule, wait_until_each_drained
 
-    done: dict[str, float] = {}
-    state = wait_until_drained(config.admin_url, since=since, timeout=timeout)
+    _, drained_at = wait_until_each_drained(config.admin_url, since=since, timeout=timeout)
+    done = {name: round(max(0.0, at - since), 2) for name, at in sorted(drained_at.items(), key=lambda x: x[1])}
     drained = time.time()
-    for consumer in state.get("consumers", []):
-        last = max((s.get("last_empty_poll_started_at") or since for s in consumer.get("shards", [])), default=since)
-        done[consumer.get("name")] = round(max(0.0, last - since), 2)
     rule = info.outputs["warehouse"][stack.MERGE_RULE_OUTPUT]
     run_schedule(config.admin_url, rule)
     wait_for_schedule(config.admin_url, rule, since=drained, timeout=timeout)

@@ -166,3 +166,19 @@ def wait_for_schedule(admin_url: str, rule: str, since: float, timeout: float = 
             where = "not found" if schedule is None else f"last run started at {schedule.get('last_started_at')}"
             raise NotDrained(f"no run of {rule} completed within {timeout:.0f}s ({where})", [], state)
         time.sleep(poll_interval)
+
+
+def wait_until_each_drained(admin_url: str, since: float, timeout: float = 60.0,
+                            clock: Callable[[], float] = time.time) -> tuple[dict, dict[str, float]]:
+    """:func:`wait_until_drained`, also noting when each stream consumer (by name) had
+    caught up: the status and ``{name: wall-clock time it was first seen drained}``."""
+    done: dict[str, float] = {}
+
+    def note(state: dict, lagging: list[dict]) -> None:
+        behind = {item.get("name") for item in lagging}
+        now = clock()
+        for consumer in state.get("consumers", []):
+            if consumer.get("name") not in behind:
+                done.setdefault(consumer.get("name"), now)
+
+    return wait_until_drained(admin_url, since=since, timeout=timeout, progress=note, poll_interval=0.05), done

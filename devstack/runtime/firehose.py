@@ -49,6 +49,7 @@ IntervalInSeconds since the oldest buffered record)
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import logging
 import threading
@@ -227,8 +228,8 @@ class FirehoseShardProcessor:
         from pipeline.errors import CorruptRecord
 
         p = self.pending
-        buffered = list(self.tail.buffer)
-        for record in buffered[p.prepared:]:
+        fresh = list(itertools.islice(self.tail.buffer, p.prepared, None))
+        for record in fresh:
             self.stats.kinesis_records_read += 1
             try:
                 users = [(u.partition_key or record.partition_key, u.data) for u in deaggregate(record.data)]
@@ -247,7 +248,7 @@ class FirehoseShardProcessor:
                 self.stats.records_read += 1
             if p.source_since is None and users:
                 p.source_since = self.monotonic()
-        p.prepared = len(buffered)
+        p.prepared += len(fresh)
 
     # -- transformation --------------------------------------------------------------------
     def _transform_pending(self) -> None:
