@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser demo test test-fast bench lambdas up down clean
+.PHONY: help venv browser demo test test-fast bench acceptance lambdas up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
 	@echo "make test    set up .venv and run the whole test suite (unit, contract, integration, e2e)"
-	@echo "make bench   end-to-end benchmark on the full dataset (DATA=$(DATA))"
+	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA))"
+	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
 	@echo "make lambdas build the Lambda zips and the dependency layer into build/lambda"
 	@echo "make browser install Debian's chromium + chromium-driver (the dashboard's browser test)"
 
@@ -57,6 +58,9 @@ test-fast: venv
 
 bench: venv
 	$(BIN)/python -m bench.run $(DATA)
+
+acceptance: venv
+	$(BIN)/python -m bench.acceptance $(DATA)
 
 lambdas: venv
 	$(BIN)/python infra/build_lambdas.py

@@ -110,10 +110,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     from devstack.sql import format_result
+    from warehouse.data_api import StatementFailed
 
     config = _config(args)
     info = stack.require_running(config)
-    from warehouse.data_api import StatementFailed
 
     try:
         result = stack.warehouse_executor(config, info).execute(args.query)
@@ -126,12 +126,19 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     from devstack import reconcile
+    from pipeline.errors import SourceError
 
     config = _config(args)
     info = stack.require_running(config)
-    source, problems = reconcile.source_figures(args.data)
+    progress = (lambda text: None) if args.json else (lambda text: print(f"• {text}", file=sys.stderr, flush=True))
+    progress(f"reading the source {args.data}")
+    try:
+        source, problems = reconcile.source_figures(args.data)
+    except SourceError as exc:
+        print(f"reconcile: {exc}", file=sys.stderr)
+        return 2
     sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
-                                   execute=stack.warehouse_executor(config, info).execute)
+                                   execute=stack.warehouse_executor(config, info).execute, say=progress)
     report = reconcile.reconcile(source, sinks, problems)
     print(json.dumps(report.to_dict(), indent=2) if args.json else reconcile.format_report(report))
     return 0 if report.ok else 1

@@ -285,7 +285,7 @@ def format_report(report: Report) -> str:
 
 
 def sink_figures(*, clients: Callable[[str], Any], outputs: dict[str, Any], execute: Callable[[str], Any],
-                 sinks: Iterable[str] = SINKS) -> dict[str, Figures]:
+                 sinks: Iterable[str] = SINKS, say: Callable[[str], None] = lambda text: None) -> dict[str, Figures]:
     """Read every sink of a deployed stack (names from its Terraform outputs)."""
     from consumers.archive.store import S3ArchiveStore
 
@@ -294,15 +294,18 @@ def sink_figures(*, clients: Callable[[str], Any], outputs: dict[str, Any], exec
     failures = {key: queue_depth(sqs, url) for key, url in (outputs.get("failures_queue_urls") or {}).items()}
     out: dict[str, Figures] = {}
     if "dynamodb" in sinks:
+        say(f"scanning DynamoDB {outputs['invoices_table_name']}")
         out["dynamodb"] = dynamodb_figures(clients("dynamodb"), outputs["invoices_table_name"])
         out["dynamodb"].set_aside = {"quarantined": quarantined.get("invoice-writer", 0),
                                      "failed_batches": failures.get("invoice-writer", 0)}
     if "archive" in sinks:
+        say(f"reading the archive s3://{outputs['archive_bucket_name']}/{outputs.get('archive_prefix') or 'archive/'}")
         store = S3ArchiveStore(s3, outputs["archive_bucket_name"])
         out["archive"] = archive_figures(store, outputs.get("archive_prefix") or "archive/")
         out["archive"].set_aside = {"quarantined": quarantined.get("archive-writer", 0),
                                     "failed_batches": failures.get("archive-writer", 0)}
     if "warehouse" in sinks:
+        say("querying the warehouse fact and Firehose's error prefix")
         out["warehouse"] = warehouse_figures(execute)
         prefixes = outputs.get("firehose_prefixes") or {}
         firehose_set_aside(s3, outputs["delivery_bucket_name"], prefixes.get("errors", "firehose/errors/"),
