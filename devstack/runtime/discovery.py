@@ -128,7 +128,8 @@ def discover_shards(clients: ClientFactory, stream_arn: str) -> tuple[tuple[tupl
     except Exception as exc:
         log.debug("DescribeStreamSummary failed for %s: %s", stream_arn, exc)
     return tuple((s["ShardId"], s.get("ParentShardId"),
-                  (s.get("SequenceNumberRange") or {}).get("EndingSequenceNumber")) for s in shards), retention
+                  (s.get("SequenceNumberRange") or {}).get("EndingSequenceNumber"),
+                  s.get("AdjacentParentShardId")) for s in shards), retention
 
 
 def _integration_function_arn(integration: dict) -> str | None:

@@ -122,6 +122,7 @@ class _Segment:
     records: list[StreamRecord]
     failures: int = 0
     last_result: InvokeResult | None = None
+    throttles: int = 0  # consecutive invocations not run (they consume no retry)
 
 
 @dataclass
@@ -263,11 +264,16 @@ class EsmShardProcessor:
                     self._commit(segment.records, processed=True)
                     continue
                 if outcome.kind == "throttled":
-                    log.warning("invocation not run (%s: %s); retrying without consuming a retry %s",
-                                result.service_error, result.error_message, self._ctx())
-                    self._sleep(self.settings.retry_delay(segment.failures + 1))
-                    stack.append(_Segment(segment.records, segment.failures, segment.last_result))
+                    throttles = segment.throttles + 1
+                    self.tail.stats.last_error = f"invocation not run: {result.service_error}: {result.error_message}"
+                    if throttles <= 2 or throttles % 20 == 0:
+                        log.warning("%s; retrying without consuming a retry (attempt %d) %s",
+                                    self.tail.stats.last_error, throttles, self._ctx())
+                    self._sleep(self.settings.retry_delay(throttles))
+                    stack.append(_Segment(segment.records, segment.failures, segment.last_result, throttles))
                     continue
+                if segment.throttles:
+                    self.tail.stats.last_error = None
                 self.stats.batch_failures += 1
                 if outcome.kind == "partial":
                     done, rest = segment.records[:outcome.index], segment.records[outcome.index:]

@@ -75,6 +75,7 @@ KIND = "firehose"
 OK, DROPPED, PROCESSING_FAILED = "Ok", "Dropped", "ProcessingFailed"
 MAX_BUFFERED_RECORDS = 50_000  # Kinesis records held by one shard before a delivery is forced
 _THROTTLED = ("TooManyRequestsException", "ServiceException")
+COPY_TIMEOUT = 600.0  # seconds one COPY may run before the delivery counts it as failed
 
 
 class ObjectStore(Protocol):
@@ -287,13 +288,21 @@ class FirehoseShardProcessor:
             self._transform_chunk(records[:half])
             self._transform_chunk(records[half:])
             return
-        attempts, error = 0, ("", "")
+        attempts, throttles, error = 0, 0, ("", "")
         while True:
             self.stats.transform_invocations += 1
             result = self._invoke(payload)
             if result.service_error in _THROTTLED:
-                self._sleep(self.settings.retry_delay(1))
+                # not run at all: retried with a growing wait, without consuming a retry
+                throttles += 1
+                self.tail.stats.last_error = f"transformation not run: {result.service_error}: {result.error_message}"
+                if throttles <= 2 or throttles % 20 == 0:
+                    log.warning("transformation not run (%s), retrying (attempt %d) %s", self.tail.stats.last_error,
+                                throttles, self.tail.context)
+                self._sleep(self.settings.retry_delay(throttles))
                 continue
+            if throttles:
+                self.tail.stats.last_error, throttles = None, 0
             attempts += 1
             answers, error = self._answers(result, records)
             if answers is not None:
@@ -341,7 +350,7 @@ class FirehoseShardProcessor:
         answers: dict[str, tuple[str, bytes]] = {}
         for item in returned:
             record_id = item.get("recordId") if isinstance(item, dict) else None
-            if record_id not in expected:
+            if not isinstance(record_id, str) or record_id not in expected:
                 return None, ("Lambda.InvalidRecordId", f"recordId {record_id!r} was not in the request")
             if record_id in answers:
                 return None, ("Lambda.DuplicatedRecordId", f"recordId {record_id!r} returned twice")
@@ -407,7 +416,8 @@ class FirehoseShardProcessor:
         manifest = json.dumps({"entries": [{"url": f"s3://{spec.bucket}/{key}", "mandatory": True}]}).encode()
         manifest_key = self._key(f"{spec.prefix}manifests/", moment)
         self._put(spec.bucket, manifest_key, manifest, "application/json")
-        sql = (f"COPY {spec.table} ({spec.columns}) FROM 's3://{spec.bucket}/{manifest_key}' "
+        column_list = f" ({spec.columns})" if spec.columns.strip() else ""  # DataTableColumns is optional
+        sql = (f"COPY {spec.table}{column_list} FROM 's3://{spec.bucket}/{manifest_key}' "
                f"CREDENTIALS 'aws_iam_role={spec.role_arn}' MANIFEST {spec.copy_options};")
         deadline = self.monotonic() + spec.retry_seconds
         failures = 0
@@ -500,5 +510,5 @@ class DataApiWarehouse:
         from warehouse.data_api import DataApiExecutor
 
         executor = DataApiExecutor(self.client_factory("redshift-data", spec.region), database=spec.database,
-                                   cluster_id=spec.cluster_id, secret_arn=spec.secret_arn, timeout=600)
+                                   cluster_id=spec.cluster_id, secret_arn=spec.secret_arn, timeout=COPY_TIMEOUT)
         return executor.execute(sql).rowcount

@@ -218,8 +218,9 @@ class Discovery:
     functions: Mapping[str, FunctionSpec]
     mappings: Mapping[str, EsmSpec]
     apis: tuple[HttpApiSpec, ...]
-    shards: Mapping[str, tuple[tuple[str, str | None, str | None], ...]] = field(default_factory=dict)
-    """stream ARN → ((shard id, parent shard id, ending sequence number if closed), ...)"""
+    shards: Mapping[str, tuple[tuple[str, str | None, str | None, str | None], ...]] = field(default_factory=dict)
+    """stream ARN → ((shard id, parent shard id, ending sequence number if closed, adjacent
+    parent shard id of a merge), ...)"""
     retention_seconds: Mapping[str, int] = field(default_factory=dict)
     delivery_streams: Mapping[str, "DeliveryStreamSpec"] = field(default_factory=dict)
     schedules: Mapping[str, "ScheduleSpec"] = field(default_factory=dict)
@@ -250,7 +251,7 @@ class DeliveryStreamSpec:
     error_prefix: str = ""
     buffer_bytes: int = 5 * 1024 * 1024
     buffer_seconds: float = 300.0
-    compression: str = "GZIP"
+    compression: str = "UNCOMPRESSED"  # AWS's default
     # transformation
     processor_arn: str | None = None
     processor_buffer_bytes: int = 1024 * 1024

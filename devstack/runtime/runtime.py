@@ -33,7 +33,7 @@ from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.discovery import ClientFactory, discover
 from devstack.runtime.gateway import GatewayApp, RouteTable
 from devstack.runtime.esm import BotoDestinationSender, EsmRunner
-from devstack.runtime.firehose import BotoObjectStore, DataApiWarehouse, FirehoseRunner
+from devstack.runtime.firehose import COPY_TIMEOUT, BotoObjectStore, DataApiWarehouse, FirehoseRunner
 from devstack.runtime.schedules import ScheduleRunner
 from devstack.runtime.shards import BotoShardReader, PollerSettings, StreamConsumer
 from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
@@ -302,6 +302,8 @@ class LocalRuntime:
                 continue
             if runner is None:
                 runner = self._new_esm_runner(spec)
+                if runner is None:
+                    continue
             elif isinstance(runner, EsmRunner) and runner.esm.fingerprint() != spec.fingerprint():
                 log.info("event source mapping changed; applies from the next batch esm=%s %s", uuid,
                          _describe(spec))
@@ -319,6 +321,9 @@ class LocalRuntime:
         for name, spec in found.delivery_streams.items():
             consumer_id = f"firehose:{name}"
             runner = self.consumers.get(consumer_id)
+            if spec.status == "ACTIVE" and spec.source_stream_arn not in found.shards and runner is not None:
+                wanted.add(consumer_id)  # the stream could not be listed this time: keep delivering
+                continue
             if spec.status != "ACTIVE" or spec.source_stream_arn not in found.shards:
                 self._log_once(("firehose-inactive", name, spec.status), "delivery stream not delivered (%s) name=%s",
                                spec.status if spec.status != "ACTIVE" else "source stream not readable", name)
@@ -329,7 +334,8 @@ class LocalRuntime:
                 continue
             wanted.add(consumer_id)
             if runner is None:
-                self._await_retired(consumer_id)
+                if not self._await_retired(consumer_id):
+                    continue
                 log.info("delivery stream discovered name=%s source=%s table=%s processor=%s buffer=%.1fMB/%ss",
                          name, spec.source_stream_arn, spec.table, spec.processor_arn,
                          spec.buffer_bytes / 1048576, spec.buffer_seconds)
@@ -372,18 +378,29 @@ class LocalRuntime:
         return True
 
     def _work_timeout(self, consumer: StreamConsumer) -> float:
-        """How long the work a consumer has in hand may take (its function's timeout)."""
+        """How long the work a consumer has in hand may take: its function's timeout, and
+        for a delivery stream the COPY's as well."""
         spec = self.invoker.spec(getattr(consumer, "function_arn", ""))
-        return float(spec.timeout) if spec is not None else 3.0
+        timeout = float(spec.timeout) if spec is not None else 3.0
+        return timeout + COPY_TIMEOUT if isinstance(consumer, FirehoseRunner) else timeout
 
-    def _await_retired(self, consumer_id: str) -> None:
-        """Never two pollers on one shard for one consumer: a retired one must have stopped."""
+    def _await_retired(self, consumer_id: str) -> bool:
+        """Never two pollers on one shard for one consumer: False (try again at the next
+        discovery) while a retired one is still finishing its work."""
         previous = self._stopping.pop(consumer_id, None)
-        if previous is not None:
-            previous.join(timeout=self._work_timeout(previous) + 5)
+        if previous is None:
+            return True
+        previous.join(timeout=min(self._work_timeout(previous) + 5, 15.0))
+        if previous.is_alive():
+            self._stopping[consumer_id] = previous
+            self._log_once(("retiring", consumer_id, id(previous)), "not restarting %s: its previous pollers are "
+                           "still finishing their work", consumer_id)
+            return False
+        return True
 
-    def _new_esm_runner(self, spec: EsmSpec) -> EsmRunner:
-        self._await_retired(spec.uuid)
+    def _new_esm_runner(self, spec: EsmSpec) -> EsmRunner | None:
+        if not self._await_retired(spec.uuid):
+            return None
         log.info("event source mapping discovered esm=%s %s", spec.uuid, _describe(spec))
         function = spec.function_arn
 

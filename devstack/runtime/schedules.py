@@ -38,7 +38,6 @@ from typing import Callable
 
 from devstack.runtime.esm import FunctionInvoker
 from devstack.runtime.model import ScheduleSpec, arn_account
-from devstack.runtime.workers import iso_millis
 
 log = logging.getLogger("devstack.runtime.schedules")
 
@@ -62,6 +61,13 @@ def rate_seconds(expression: str) -> float | None:
 
 
 def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) -> set[int]:
+    try:
+        return _parse_field(text, low, high, names)
+    except ValueError as exc:  # a token that is neither a number nor a name
+        raise UnsupportedSchedule(f"cron field {text!r}: {exc}") from exc
+
+
+def _parse_field(text: str, low: int, high: int, names: dict[str, int] | None) -> set[int]:
     values: set[int] = set()
     for part in text.split(","):
         if part in ("*", "?"):
@@ -154,7 +160,10 @@ class ScheduleRunner(threading.Thread):
         self._requested = False
 
     def update(self, spec: ScheduleSpec) -> None:
+        changed = spec.expression != self.spec.expression
         self.spec = spec
+        if changed:
+            self._plan_first()
         self._wake.set()
 
     def stop(self) -> None:
@@ -173,15 +182,22 @@ class ScheduleRunner(threading.Thread):
         following = Cron.parse(self.spec.expression).next_after(datetime.fromtimestamp(after, tz=timezone.utc))
         return following.timestamp() if following else None
 
-    def run(self) -> None:
+    def _plan_first(self) -> None:
+        """A rate runs at once, a cron at its next minute; an expression not run locally is
+        reported in the status (and only ``run_now`` runs the targets)."""
         try:
             rate = rate_seconds(self.spec.expression)
             self.next_run_at = self.clock() if rate is not None else self._next(self.clock())
+            self.unsupported = None
         except UnsupportedSchedule as exc:
-            self.unsupported = str(exc)
+            self.next_run_at, self.unsupported = None, str(exc)
             log.warning("schedule not run locally rule=%s: %s", self.spec.name, exc)
+
+    def run(self) -> None:
+        self._plan_first()
         while not self._halt.is_set():
-            due = self.next_run_at
+            # a disabled rule sleeps until it is updated or asked to run
+            due = self.next_run_at if self.spec.enabled else None
             self._wake.wait(None if due is None else max(0.0, due - self.clock()))
             self._wake.clear()
             if self._halt.is_set():
@@ -203,7 +219,7 @@ class ScheduleRunner(threading.Thread):
     def event(self, now: float) -> bytes:
         return json.dumps({
             "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": arn_account(self.spec.arn), "time": iso_millis(now).replace(".000Z", "Z"),
+            "account": arn_account(self.spec.arn), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
             "region": self.spec.region, "resources": [self.spec.arn], "detail": {},
         }).encode()
 
@@ -216,17 +232,19 @@ class ScheduleRunner(threading.Thread):
         for function_arn, constant_input in self.spec.targets:
             payload = constant_input.encode() if constant_input else self.event(started)
             for attempt in range(ASYNC_RETRIES + 1):
-                outcome = self.invoker.invoke(function_arn, payload)
-                if outcome.ok:
-                    result = outcome.json()
-                    break
-                error = f"{outcome.error_type or outcome.service_error}: {outcome.error_message}"
+                try:
+                    outcome = self.invoker.invoke(function_arn, payload)
+                    if outcome.ok:
+                        result = outcome.json()
+                        break
+                    error = f"{outcome.error_type or outcome.service_error}: {outcome.error_message}"
+                except Exception as exc:  # the invoker itself, or an answer that is not JSON
+                    error = f"{type(exc).__name__}: {exc}"
                 log.warning("scheduled run failed rule=%s target=%s attempt=%d: %s", self.spec.name, function_arn,
                             attempt + 1, error)
-                if attempt < ASYNC_RETRIES and self._halt.wait(self.retry_delay * (attempt + 1)):
+                if attempt == ASYNC_RETRIES or self._halt.wait(self.retry_delay * (attempt + 1)):
+                    ok = False  # retries exhausted, or the runtime stopped before the next one
                     break
-            else:
-                ok = False
         with self._lock:
             self.running = False
             self.last_ok = ok

@@ -271,7 +271,9 @@ class ShardTail:
         """Forget what is buffered; the next read starts again from the checkpoint."""
         self.buffer.clear()
         self.iterator = None
+        self.closed = False  # a closed shard's last page is read again, not taken as its end
         self.last_fetched = None
+        self.stats.last_empty_poll_started_at = None  # only a poll after the rewind proves the end
         self.window_started = None
         self.stats.pending_records = 0
         self.stats.in_flight = False
@@ -377,13 +379,14 @@ class StreamConsumer:
             return [poller.processor for poller in self.pollers.values()]
 
     def sync_shards(self, shards: Iterable[tuple], retention_seconds: int | None = None) -> None:
-        """``shards``: (shard id, parent shard id, ending sequence number or None while open)."""
+        """``shards``: (shard id, parent shard id, ending sequence number or None while open,
+        adjacent parent shard id of a merge, optional)."""
         if retention_seconds and retention_seconds != self.settings.retention_seconds:
             self.settings = replace(self.settings, retention_seconds=retention_seconds)
         shards = list(shards)
         with self._lock:
             known = {s[0] for s in shards} | set(self.pollers)
-            for shard_id, parent, ending in shards:
+            for shard_id, parent, ending, *adjacent in shards:
                 if shard_id in self.pollers:
                     if ending is not None:
                         self.pollers[shard_id].processor.tail.ending_sequence_number = ending
@@ -391,14 +394,16 @@ class StreamConsumer:
                 processor = self.make_processor(shard_id, parent)
                 processor.tail.ending_sequence_number = ending
                 poller = ShardPoller(processor, self.settings, name=f"{self.kind}-{self.consumer_id[:8]}-{shard_id}",
-                                     can_start=self._parent_done(parent, known))
+                                     can_start=self._parents_done((parent, *adjacent), known))
                 self.pollers[shard_id] = poller
                 log.info("polling shard kind=%s consumer=%s stream=%s shard=%s from=%s", self.kind, self.name,
                          self.stream_name, shard_id, processor.tail.stats.checkpoint or "the starting position")
                 poller.start()
 
-    def _parent_done(self, parent: str | None, known: set[str]) -> Callable[[], bool]:
-        def done() -> bool:
+    def _parents_done(self, parents: tuple[str | None, ...], known: set[str]) -> Callable[[], bool]:
+        """A child starts once every parent it has is read to its end: the one it split
+        from, or both shards it merged from (per-key order across the reshard)."""
+        def finished(parent: str | None) -> bool:
             if parent is None or parent not in known:
                 return True
             poller = self.pollers.get(parent)
@@ -406,11 +411,18 @@ class StreamConsumer:
                 return poller.processor.tail.stats.finished
             checkpoint = self.store.get(self.consumer_id, parent)
             return checkpoint is not None and checkpoint.kind == "SHARD_END"
+
+        def done() -> bool:
+            return all(finished(parent) for parent in parents)
         return done
 
     def stop(self) -> None:
         for poller in list(self.pollers.values()):
             poller.stop()
+
+    def is_alive(self) -> bool:
+        """Some poller still has work in hand (stopping waits for it)."""
+        return any(poller.is_alive() for poller in list(self.pollers.values()))
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

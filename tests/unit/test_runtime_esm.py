@@ -478,6 +478,44 @@ def test_a_closed_shard_is_finished_once_read_to_its_end(store):
     assert consumer.step() == FINISHED
 
 
+def test_a_failure_after_the_last_page_of_a_closed_shard_reads_that_page_again(store):
+    # AWS: the last page of a closed shard has records and no next iterator
+    class LastPageEnds(FakeReader):
+        def get_records(self, iterator, limit):
+            page = super().get_records(iterator, limit)
+            end = int(iterator) + len(page.records)
+            return RecordsPage(page.records, None if end >= len(self.records) else page.next_iterator, 0)
+
+    class FailsOnce(FakeInvoker):
+        failed = False
+
+        def invoke(self, function, payload, *, request_id=None):
+            if not self.failed:
+                self.failed = True
+                raise_in_step["now"] = True
+            return super().invoke(function, payload, request_id=request_id)
+
+    raise_in_step = {"now": False}
+    reader, invoker = LastPageEnds(records(2), closed=True), FailsOnce()
+    consumer = consumer_for(esm(), reader, invoker, store)
+    real_put = store.put
+
+    def put(esm_uuid, shard_id, checkpoint):  # the first checkpoint write fails
+        if raise_in_step["now"]:
+            raise_in_step["now"] = False
+            raise OSError("disk full")
+        real_put(esm_uuid, shard_id, checkpoint)
+
+    store.put = put
+    with pytest.raises(OSError):
+        consumer.step()
+    assert not consumer.tail.stats.finished and store.get("esm-1", SHARD) is None
+    run_until_idle(consumer)
+    # the page was read again and delivered before the shard was finished
+    assert invoker.calls == [["r1", "r2"], ["r1", "r2"]]
+    assert consumer.tail.stats.finished and store.get("esm-1", SHARD) == Checkpoint.shard_end()
+
+
 def test_a_shard_listed_as_closed_is_finished_after_its_last_record_even_if_reads_continue(store):
     # moto keeps returning an iterator at the end of a closed shard; ListShards gives its end
     reader, invoker = FakeReader(records(3), closed=False), FakeInvoker()
@@ -494,3 +532,17 @@ def test_a_closed_shard_is_not_finished_before_its_last_record(store):
     consumer.tail.ending_sequence_number = "5"  # records 4-5 not visible yet: keep polling
     run_until_idle(consumer)
     assert not consumer.tail.stats.finished
+
+
+def test_a_shard_merged_from_two_parents_waits_for_both(store):
+    from devstack.runtime.shards import StreamConsumer
+
+    consumer = StreamConsumer("esm-1", STREAM_ARN, store=store)
+    known = {"shardId-0", "shardId-1", "shardId-2"}
+    ready = consumer._parents_done(("shardId-0", "shardId-1"), known)
+    assert not ready()
+    store.put("esm-1", "shardId-0", Checkpoint.shard_end())
+    assert not ready()  # the adjacent parent still has records: keys merged from it keep their order
+    store.put("esm-1", "shardId-1", Checkpoint.shard_end())
+    assert ready()
+    assert consumer._parents_done(("shardId-9", None), known)()  # a parent past retention is not waited for

@@ -33,7 +33,7 @@ def spec(**overrides) -> DeliveryStreamSpec:
                   columns="a,b", copy_options="JSON 'auto' GZIP", retry_seconds=0, bucket="delivery",
                   prefix="staging/", error_prefix="errors/", buffer_bytes=10**9, buffer_seconds=0,
                   processor_arn=TRANSFORM, processor_buffer_bytes=10**9, processor_buffer_seconds=0,
-                  backup_bucket="delivery", backup_prefix="backup/")
+                  backup_bucket="delivery", backup_prefix="backup/", compression="GZIP")
     values.update(overrides)
     return DeliveryStreamSpec(**values)
 
@@ -101,7 +101,8 @@ class Warehouse:
         entries = json.loads(self.bucket.objects[("delivery", manifest_key)])["entries"]
         for entry in entries:
             key = entry["url"].removeprefix("s3://delivery/")
-            self.loaded.append(gzip.decompress(self.bucket.objects[("delivery", key)]))
+            body = self.bucket.objects[("delivery", key)]
+            self.loaded.append(gzip.decompress(body) if key.endswith(".gz") else body)
         return sum(chunk.count(b"\n") for chunk in self.loaded[-len(entries):])
 
 
@@ -176,6 +177,8 @@ def test_a_failing_transformation_is_retried_then_its_records_are_processing_fai
     (lambda e: {"records": e["records"][:1] and [{"recordId": e["records"][0]["recordId"], "result": "Ok", "data": ""}]},
      "Lambda.MissingRecordId"),
     (lambda e: {"records": [{"recordId": "nope", "result": "Ok", "data": ""}] * 2}, "Lambda.InvalidRecordId"),
+    (lambda e: {"records": [{"recordId": [r["recordId"]], "result": "Ok", "data": ""} for r in e["records"]]},
+     "Lambda.InvalidRecordId"),
     (lambda e: {"records": [{"recordId": r["recordId"], "result": "Fine", "data": ""} for r in e["records"]]},
      "Lambda.InvalidRecordResult"),
     (lambda e: {"nothing": True}, "Lambda.InvalidReturnedData"),
@@ -218,8 +221,24 @@ def test_records_wait_for_the_buffering_interval_and_unavailable_s3_is_retried(s
     # WHEN the interval has not passed THEN nothing is delivered and the records stay buffered (not drained)
     assert p.step() == WAITING and p.tail.stats.pending_records == 2 and p.wait_hint() == 5
     clock["t"] += 5
+    warehouse = p.warehouse
     assert p.step() == INVOKED and p.tail.stats.pending_records == 0
     assert store.get("firehose:warehouse", SHARD).value == "2"
+    # the two failed PutObjects were retried: the object and its manifest are there and loaded
+    assert bucket.failures == 0 and len(bucket.under("staging/manifests/")) == 1
+    assert warehouse.loaded == [b"A\nB\n"]
+
+
+def test_without_compression_or_a_column_list_the_copy_names_neither(store):
+    bucket = Bucket()
+    warehouse = Warehouse(bucket)
+    p = processor(FakeReader(kpl_records([b"a"])), store, Transform(), bucket, warehouse, compression="UNCOMPRESSED",
+                  columns="")
+    assert p.step() == INVOKED
+    [copy] = warehouse.copies
+    assert copy.startswith("COPY stg FROM 's3://delivery/staging/manifests/") and warehouse.loaded == [b"A\n"]
+    [key] = [k for k in bucket.under("staging/") if "/manifests/" not in k]
+    assert not key.endswith(".gz")
 
 
 def test_a_record_that_is_not_an_aggregate_passes_as_it_came(store):

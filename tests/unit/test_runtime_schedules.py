@@ -108,3 +108,77 @@ def test_a_period_cap_runs_a_slow_rate_schedule_often_locally():
                             period_cap=5)
     assert runner._next(1000.0) == 1005.0
     assert ScheduleRunner(ScheduleSpec("m", RULE_ARN, "rate(5 minutes)"), Invoker())._next(1000.0) == 1300.0
+
+
+class CountingClock:
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return time.time()
+
+
+def test_a_disabled_rule_sleeps_until_it_is_enabled():
+    invoker, clock = Invoker(), CountingClock()
+    spec = ScheduleSpec("merge", RULE_ARN, "rate(1 hour)", enabled=False, targets=((TARGET, None),))
+    runner = ScheduleRunner(spec, invoker, clock=clock)
+    runner.start()
+    try:
+        time.sleep(0.3)
+        assert runner.runs == 0 and clock.calls < 10  # no busy loop on a run that is overdue but disabled
+        runner.update(ScheduleSpec("merge", RULE_ARN, "rate(1 hour)", enabled=True, targets=((TARGET, None),)))
+        wait_until(lambda: runner.runs == 1 and runner.last_ok)
+    finally:
+        runner.stop()
+        runner.join(5)
+
+
+def test_a_cron_token_that_is_not_a_number_or_name_is_reported_not_fatal():
+    with pytest.raises(UnsupportedSchedule, match="FOO"):
+        Cron.parse("cron(0 * ? * FOO *)")
+    runner = ScheduleRunner(ScheduleSpec("merge", RULE_ARN, "cron(0 * ? * FOO *)", targets=((TARGET, None),)),
+                            Invoker())
+    runner.start()
+    try:
+        wait_until(lambda: runner.unsupported is not None)
+        assert runner.is_alive() and "FOO" in runner.status()["unsupported"]
+        runner.run_now()  # still runs on demand
+        wait_until(lambda: runner.runs == 1)
+    finally:
+        runner.stop()
+        runner.join(5)
+
+
+def test_an_invoker_that_raises_is_a_failed_run_and_the_schedule_goes_on():
+    class Raising(Invoker):
+        def invoke(self, function, payload, *, request_id=None):
+            super().invoke(function, payload, request_id=request_id)
+            raise ConnectionError("worker gone")
+
+    runner = ScheduleRunner(ScheduleSpec("merge", RULE_ARN, "rate(1 hour)", targets=((TARGET, None),)), Raising(),
+                            retry_delay=0.01)
+    runner.start()
+    try:
+        wait_until(lambda: runner.last_completed_at is not None)
+        assert runner.last_ok is False and "worker gone" in runner.last_error and runner.is_alive()
+        assert runner.next_run_at > time.time() + 3000
+    finally:
+        runner.stop()
+        runner.join(5)
+
+
+def test_a_run_cut_short_by_a_stop_is_not_reported_as_ok():
+    invoker = Invoker(failures=5)
+    runner = ScheduleRunner(ScheduleSpec("merge", RULE_ARN, "rate(1 hour)", targets=((TARGET, None),)), invoker,
+                            retry_delay=30)
+    runner.start()
+    wait_until(lambda: invoker.called.is_set())
+    runner.stop()
+    runner.join(5)
+    assert len(invoker.payloads) == 1 and runner.last_ok is False and "warehouse busy" in runner.last_error
+
+
+def test_the_scheduled_event_time_has_second_precision():
+    runner = ScheduleRunner(ScheduleSpec("merge", RULE_ARN, "rate(1 hour)"), Invoker())
+    assert json.loads(runner.event(1764608586.789))["time"] == "2025-12-01T17:03:06Z"
