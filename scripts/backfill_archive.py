@@ -11,7 +11,11 @@ Every object of the day partitions in the range is read (the archive writer's Pa
 its ``event_id`` (a row that does not rebuild stops the backfill before anything is sent:
 nothing half-written). Deliveries of the same event (at-least-once) are sent once; the
 versions of an invoice are sent in their original stream order, so the latest still wins.
-Downstream writes are idempotent, so a backfill of data already stored changes nothing.
+Downstream writes are idempotent, so a backfill of data already stored changes nothing
+— with one limit: a backfill is a new, later delivery, so if an invoice's newer version
+is archived under another day (its invoice date changed) and only the older one is in
+the range, the older one becomes the latest delivery again. Backfill whole ranges that
+cover every version of the invoices concerned.
 Events go through the same producer as the ingest function (KPL-aggregated). The exit
 status is non-zero if an object could not be read or an event not delivered.
 """
@@ -24,6 +28,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -101,8 +107,8 @@ def backfill(*, store, producer, prefix: str, date_from: str, date_to: str, dry_
 
     try:
         events = load_events(store, prefix, date_from, date_to, stats, read_progress)
-    except (CorruptArchive, ShopstreamError) as exc:
-        stats.problems.append(str(exc))
+    except (CorruptArchive, ShopstreamError, ClientError, BotoCoreError) as exc:
+        stats.problems.append(f"reading the archive: {exc}")
         events = []
     finally:
         if bar is not None:
@@ -113,7 +119,7 @@ def backfill(*, store, producer, prefix: str, date_from: str, date_to: str, dry_
             chunk = events[start:start + SEND_BATCH]
             try:
                 result = producer.send(chunk)
-            except ShopstreamError as exc:
+            except (ShopstreamError, ClientError, BotoCoreError) as exc:
                 stats.failed_events += len(chunk)
                 stats.problems.append(f"{len(chunk)} events not delivered: {exc}")
                 continue

@@ -129,10 +129,22 @@ class DataApiExecutor:
             if status == "FINISHED":
                 return description
             if status in ("FAILED", "ABORTED"):
+                # a batch names the sub-statement that failed
+                failed = [sub for sub in description.get("SubStatements") or [] if sub.get("Status") == "FAILED"]
+                where = failed[0].get("QueryString") or sql if failed else sql
                 raise StatementFailed(f"{status.lower()} on {self.target}: {description.get('Error') or 'no reason given'}"
-                                      f" — in: {' '.join(sql.split())[:300]}")
+                                      f" — in: {' '.join(where.split())[:300]}")
             if self._clock() >= deadline:
-                self._call("CancelStatement", self._client.cancel_statement, Id=statement_id)
+                try:
+                    self._call("CancelStatement", self._client.cancel_statement, Id=statement_id)
+                except ShopstreamError:
+                    raise
+                except Exception:
+                    # it may have ended between the last look and the cancel
+                    description = self._call("DescribeStatement", self._client.describe_statement, Id=statement_id)
+                    if description.get("Status") == "FINISHED":
+                        return description
+                    raise
                 raise TransientError(f"statement {statement_id} still {status} after {self.timeout:.0f}s; cancelled")
             attempt += 1
             self._sleep(min(self.max_poll_interval, backoff_delay(attempt, self.poll_interval, self.max_poll_interval,

@@ -298,7 +298,7 @@ class LocalDataApi:
         for sub in statement.batch:
             sub.status, sub.started_at = "STARTED", now
         try:
-            self.warehouse.execute_batch([sub.sql for sub in statement.batch])
+            results = self.warehouse.execute_batch([sub.sql for sub in statement.batch])
         except Exception as exc:
             failed_at = getattr(exc, "index", None)
             run.status, run.error = "FAILED", f"ERROR: {exc}"
@@ -308,8 +308,8 @@ class LocalDataApi:
             log.warning("batch %s failed: %s", run.id, exc)
         else:
             run.status = "FINISHED"
-            for sub in statement.batch:
-                sub.status = "FINISHED"
+            for sub, result in zip(statement.batch, results or [None] * len(statement.batch)):
+                sub.status, sub.result = "FINISHED", result
         finally:
             end = time.time()
             run.ended_at = end

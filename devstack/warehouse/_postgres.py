@@ -162,8 +162,10 @@ class PgBackend:
             if not connection.closed:
                 if connection.info.transaction_status != TransactionStatus.IDLE:
                     connection.execute("ROLLBACK")
-                if temporary:
-                    connection.execute("DISCARD TEMP")  # a session's temporary tables end with it
+                # a Data API statement is a session of its own: temporary tables, SET,
+                # PREPARE and the like end with it (startup options such as
+                # enable_nestloop are the session's defaults and stay)
+                connection.execute("DISCARD ALL")
         except psycopg.Error:
             connection.close()
         with self._lock:

@@ -128,10 +128,12 @@ class LocalWarehouse:
         finally:
             self._backend.release(session, temporary=temporary)
 
-    def execute_batch(self, sqls: Sequence[str]) -> None:
+    def execute_batch(self, sqls: Sequence[str]) -> list[Result]:
+        """Every statement in one transaction; the result of each, in order."""
         sqls = list(sqls)
         if not sqls:
-            return
+            return []
+        results: list[Result] = []
         session = self._backend.session()
         try:
             translations = []
@@ -148,7 +150,8 @@ class LocalWarehouse:
                 session.begin()
                 try:
                     for index, (sql, translation) in enumerate(zip(sqls, translations)):
-                        self._apply(session, translation, sql, objects[index], index=index, batch_size=len(sqls))
+                        results.append(self._apply(session, translation, sql, objects[index], index=index,
+                                                   batch_size=len(sqls)))
                         if self._batch_observer is not None:
                             self._batch_observer(index, sql)
                     self._commit(session, sqls)
@@ -157,6 +160,7 @@ class LocalWarehouse:
                     raise
         finally:
             self._backend.release(session, temporary=True)
+        return results
 
     # ---- local housekeeping -------------------------------------------------------------------
 

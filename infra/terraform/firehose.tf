@@ -77,7 +77,7 @@ resource "aws_cloudwatch_log_group" "firehose" {
 }
 
 resource "aws_cloudwatch_log_stream" "firehose" {
-  for_each = toset(["DestinationDelivery", "BackupDelivery"])
+  for_each = toset(["DestinationDelivery", "S3Delivery", "BackupDelivery"])
 
   name           = each.key
   log_group_name = aws_cloudwatch_log_group.firehose.name
@@ -115,6 +115,12 @@ resource "aws_kinesis_firehose_delivery_stream" "warehouse" {
       buffering_size      = var.firehose_buffering_size_mb
       buffering_interval  = var.firehose_buffering_interval_seconds
       compression_format  = "GZIP" # the only compression a Redshift destination's staging takes
+
+      cloudwatch_logging_options {
+        enabled         = true
+        log_group_name  = aws_cloudwatch_log_group.firehose.name
+        log_stream_name = aws_cloudwatch_log_stream.firehose["S3Delivery"].name
+      }
     }
 
     s3_backup_configuration {
@@ -124,6 +130,12 @@ resource "aws_kinesis_firehose_delivery_stream" "warehouse" {
       buffering_size     = var.firehose_buffering_size_mb
       buffering_interval = var.firehose_buffering_interval_seconds
       compression_format = "GZIP"
+
+      cloudwatch_logging_options {
+        enabled         = true
+        log_group_name  = aws_cloudwatch_log_group.firehose.name
+        log_stream_name = aws_cloudwatch_log_stream.firehose["BackupDelivery"].name
+      }
     }
 
     processing_configuration {

@@ -1,4 +1,4 @@
-# The three functions of the invoice path. The keys of local.functions are the keys of
+# The pipeline's functions. The keys of local.functions are the keys of
 # FUNCTION_ENV in pipeline/settings.py, and each function's environment is exactly
 # FUNCTION_ENV[key] plus Powertools' variables (tests/contract/test_settings_terraform.py).
 # Zips come from infra/build_lambdas.py: one per function (the modules its handler
@@ -153,17 +153,21 @@ resource "aws_lambda_function" "function" {
 # under the 6 MB invocation payload. archive-writer: large batches, gathered for up to
 # archive_batching_window_seconds, so each Parquet object holds many invoices (the runtime
 # and Lambda cut a batch at the 6 MB payload whatever the count). Failed records are
-# reported individually (ReportBatchItemFailures), a failing batch is bisected, retries
-# are bounded, and what still fails is described on the consumer's failures queue.
+# reported individually (ReportBatchItemFailures), retries are bounded, and what still
+# fails is described on the consumer's failures queue. The invoice writer's failing batch
+# is bisected; the archive writer's is not: its object keys are the batch's sequence
+# range, so only the same batch retried whole overwrites what a failed attempt wrote.
 locals {
   stream_consumers = {
     "invoice-writer" = {
       batch_size = 25
       window     = 1
+      bisect     = true
     }
     "archive-writer" = {
       batch_size = var.archive_batch_size
       window     = var.archive_batching_window_seconds
+      bisect     = false
     }
   }
 }
@@ -178,7 +182,7 @@ resource "aws_lambda_event_source_mapping" "consumer" {
   maximum_batching_window_in_seconds = each.value.window
   parallelization_factor             = 1
   function_response_types            = ["ReportBatchItemFailures"]
-  bisect_batch_on_function_error     = true
+  bisect_batch_on_function_error     = each.value.bisect
   maximum_retry_attempts             = 5
 
   destination_config {

@@ -29,7 +29,7 @@ output "invoices_table_arn" {
 }
 
 output "function_names" {
-  description = "Function name per function key (ingest, invoice-writer, query-api)."
+  description = "Function name per function key (ingest, invoice-writer, query-api, archive-writer, firehose-transform, warehouse-merge)."
   value       = { for key, fn in aws_lambda_function.function : key => fn.function_name }
 }
 
@@ -44,7 +44,7 @@ output "event_source_mapping_uuids" {
 }
 
 output "quarantine_queue_url" {
-  description = "URL of the queue of events the invoice writer can never process."
+  description = "URL of the queue of events the stream consumers (invoice-writer, archive-writer) can never process."
   value       = aws_sqs_queue.quarantine.url
 }
 

@@ -187,12 +187,22 @@ variable "size_class_medium_from" {
   description = "Line amount (absolute, shop currency) from which a line is Medium rather than Small."
   type        = string
   default     = "10"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.size_class_medium_from)) && try(tonumber(var.size_class_medium_from) > 0, false)
+    error_message = "size_class_medium_from must be a positive decimal amount such as \"10\" or \"12.50\"."
+  }
 }
 
 variable "size_class_large_from" {
   description = "Line amount (absolute, shop currency) from which a line is Large."
   type        = string
   default     = "100"
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.size_class_large_from)) && try(tonumber(var.size_class_large_from) > tonumber(var.size_class_medium_from), false)
+    error_message = "size_class_large_from must be a decimal amount above size_class_medium_from."
+  }
 }
 
 variable "firehose_buffering_size_mb" {

@@ -164,3 +164,13 @@ resource "aws_lambda_permission" "merge_schedule" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.merge.arn
 }
+
+# Firehose reaches Redshift over the internet: with no ingress CIDR blocks (the default)
+# the warehouse stays private and every COPY fails until the retry duration is spent. A
+# plan says so, without refusing a private first deployment.
+check "firehose_can_reach_the_warehouse" {
+  assert {
+    condition     = local.emulated || length(var.warehouse_ingress_cidr_blocks) > 0
+    error_message = "warehouse_ingress_cidr_blocks is empty: Redshift is not publicly accessible, so Firehose cannot COPY into it. Add the region's Firehose CIDR block (see warehouse.tf)."
+  }
+}

@@ -32,7 +32,10 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "serverless_warehouse_with_a_secret_redshift_manages": "pass",
         "firehose_copies_the_staging_columns_with_the_managed_secret": "pass",
         "the_merge_runs_on_a_schedule_through_the_data_api": "pass",
+        "stream_consumers_retry_so_that_nothing_is_archived_twice": "pass",
         "provisioned_cluster_by_variable": "pass",
+        "size_class_thresholds_are_ordered_amounts": "pass",
+        "a_size_class_threshold_is_a_number": "pass",
     }
 
 

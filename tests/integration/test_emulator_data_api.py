@@ -45,13 +45,27 @@ def test_a_batch_is_one_transaction_and_a_failure_in_it_applies_nothing(data_api
     executor.execute_batch(["INSERT INTO t_batch VALUES (1)", "CREATE TEMP TABLE scratch AS SELECT n FROM t_batch",
                             "INSERT INTO t_batch SELECT n + 1 FROM scratch"])
     assert executor.execute("SELECT SUM(n) FROM t_batch").scalar() == 3
-    with pytest.raises(StatementFailed, match="t_missing"):
+    with pytest.raises(StatementFailed, match="in: INSERT INTO t_missing"):  # the failing statement is named
         executor.execute_batch(["INSERT INTO t_batch VALUES (10)", "INSERT INTO t_missing VALUES (1)"])
     assert executor.execute("SELECT SUM(n) FROM t_batch").scalar() == 3  # the first insert was rolled back
     [statement] = [s for s in client.list_statements(Status="FAILED")["Statements"] if s["IsBatchStatement"]]
     described = client.describe_statement(Id=statement["Id"])
     assert [s["Status"] for s in described["SubStatements"]] in (["ABORTED", "FAILED"], ["FAILED", "FAILED"])
     assert "t_missing" in described["Error"]
+
+
+def test_each_statement_of_a_batch_has_its_own_result(data_api):
+    client, executor = data_api
+    executor.execute("CREATE TABLE t_sub (n INTEGER NOT NULL)")
+    batch = client.batch_execute_statement(ClusterIdentifier="local", Database="dev", Sqls=[
+        "INSERT INTO t_sub VALUES (1), (2)", "INSERT INTO t_sub SELECT n + 10 FROM t_sub", "SELECT SUM(n) AS total FROM t_sub"])
+    executor._wait(batch["Id"], "batch")
+    described = client.describe_statement(Id=batch["Id"])
+    assert [(s["ResultRows"], s["HasResultSet"]) for s in described["SubStatements"]] == [(2, False), (2, False),
+                                                                                          (1, True)]
+    assert described["ResultRows"] == 5 and not described["HasResultSet"]
+    result = client.get_statement_result(Id=f"{batch['Id']}:3")
+    assert result["Records"] == [[{"longValue": 26}]]
 
 
 def test_large_results_are_paged_and_all_rows_arrive(data_api):

@@ -330,3 +330,16 @@ def test_many_threads_read_while_writers_are_serialised(warehouse):
     assert errors == []
     assert warehouse.execute("SELECT COUNT(*) FROM hits").scalar() == 4 * writes_per_writer
     assert all(counts == sorted(counts) for counts in seen.values())
+
+
+def test_each_statement_is_a_session_of_its_own(warehouse):
+    # WHEN a statement changes its session (a setting, a temporary table)
+    warehouse.execute("CREATE TEMP TABLE t_scratch AS SELECT 1 AS n")
+    if warehouse.backend == "postgresql":
+        warehouse.execute("SET TIME ZONE 'Asia/Tokyo'")
+    # THEN later statements, on whichever pooled connection, see none of it
+    with pytest.raises(WarehouseError):
+        warehouse.execute("SELECT n FROM t_scratch")
+    if warehouse.backend == "postgresql":
+        assert warehouse.execute("SHOW TIME ZONE").scalar() != "Asia/Tokyo"
+        assert warehouse.execute("SHOW enable_nestloop").scalar() == "off"  # the connection's own defaults stay

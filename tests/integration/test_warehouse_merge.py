@@ -187,6 +187,26 @@ def test_in_one_merge_the_latest_delivery_wins_whatever_the_staging_order(wareho
     assert (result.staged_rows, result.invoices_inserted, result.lines_inserted) == (10, 1, 2)
 
 
+def test_one_merge_at_a_time_ends_where_one_merge_of_everything_does(warehouse, bucket, loader):
+    # GIVEN version 1 merged, then a replay of it (later sequence, same content) merged
+    v1 = _invoice(1)
+    stage(warehouse, bucket, staging_ndjson([v1], first_sequence=FIRST + 10))
+    loader.run()
+    stage(warehouse, bucket, staging_ndjson([v1], first_sequence=FIRST + 30))
+    assert loader.run().merge.invoices_skipped == 1
+    before, before_versions = fact(warehouse), versions(warehouse)
+    # WHEN version 2, delivered between the two (sequence 20) but staged late, is merged
+    stage(warehouse, bucket, staging_ndjson([_invoice(2)], first_sequence=FIRST + 20))
+    result = loader.run().merge
+    # THEN, as when all three are merged together, the latest delivery (the replay of
+    # version 1) stands: version 2 is older than what was seen, and nothing was rewritten
+    assert (result.invoices_skipped, result.invoices_replaced, result.lines_deleted) == (1, 0, 0)
+    assert fact(warehouse) == before and versions(warehouse) == before_versions
+    assert [r[0] for r in warehouse.execute("SELECT DISTINCT event_id FROM fact_invoice_lines").rows] == [v1.event_id]
+    assert warehouse.execute("SELECT source_sequence, event_id FROM invoice_deliveries").rows == [
+        (source_sequence(str(FIRST + 30)), v1.event_id)]
+
+
 def test_merging_an_empty_staging_table_is_a_no_op(warehouse, bucket, loader):
     # GIVEN a merged invoice and nothing staged
     stage(warehouse, bucket, staging_ndjson([_other()], first_sequence=FIRST))

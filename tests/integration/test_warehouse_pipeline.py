@@ -4,7 +4,6 @@ each figure compared with the same figure computed in Python from the events."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,6 +31,7 @@ class Loaded:
     warehouse: LocalWarehouse
     copied: int
     run: RunResult
+    manifest: str
 
 
 @pytest.fixture(scope="module", params=WAREHOUSE_BACKENDS)
@@ -50,7 +50,7 @@ def loaded(request, events, tmp_path_factory):
     manifest = bucket.stage(*(staging_ndjson(part, first_sequence=10**20 + 1000 * i) for i, part in enumerate(thirds)))
     copied = warehouse.execute(copy_statement(manifest)).rowcount
     run = loader.run()
-    yield Loaded(warehouse, copied, run)
+    yield Loaded(warehouse, copied, run, manifest)
     warehouse.reset()
     warehouse.close()
 
@@ -125,12 +125,14 @@ def test_daily_sales_by_country(loaded, events):
 
 
 def _current_description(events: list[InvoiceEvent]) -> dict[str, str | None]:
-    """dim_products' rule: the latest sale line with a description and a positive price,
+    """dim_products' rule: the latest sale line (neither a cancellation nor an adjustment)
+    with a description and a positive price,
     else the latest line (latest = greatest invoice date, invoice number, line number)."""
     best: dict[str, tuple] = {}
     for e in events:
         for line in e.lines:
-            preferred = not e.is_cancellation and line.description is not None and line.unit_price > 0
+            preferred = (not e.is_cancellation and not e.is_adjustment and line.description is not None
+                         and line.unit_price > 0)
             key = (preferred, e.invoice_date, e.invoice_no, line.line_no)
             if line.stock_code not in best or key > best[line.stock_code][0]:
                 best[line.stock_code] = (key, line.description)
@@ -155,15 +157,12 @@ def test_top_three_products_of_france(loaded, events):
     expected = [{"rank": i, "stock_code": code, "description": descriptions[code], "units": p["units"],
                  "gross_sales": p["gross_sales"], "unique_customers": len(p["customers"])}
                 for i, (code, p) in enumerate(ranked, start=1)]
-    # WHEN the dashboard asks its question
-    started = time.perf_counter()
+    # WHEN the dashboard asks its question (its latency is measured by bench/run.py)
     result = loaded.warehouse.execute("SELECT rank, stock_code, description, units, gross_sales, unique_customers "
                                       "FROM mv_top_products_by_country WHERE country = 'France' "
                                       "ORDER BY rank LIMIT 3")
-    elapsed = time.perf_counter() - started
-    # THEN the answer is Python's, at once
+    # THEN the answer is Python's
     assert result.records() == expected
-    assert elapsed < 0.1
 
 
 def test_non_products_are_in_the_fact_but_never_in_product_lists(loaded, events):
@@ -232,7 +231,16 @@ def test_the_calendar_holds_the_days_of_the_fact(loaded):
 
 
 def test_running_the_loader_again_changes_nothing(loaded):
-    before = loaded.warehouse.execute("SELECT COUNT(*), SUM(amount) FROM fact_invoice_lines").rows
+    fact = "SELECT * FROM fact_invoice_lines ORDER BY invoice_no, line_no"
+    before = loaded.warehouse.execute(fact).rows
+    # WHEN nothing is staged
     again = WarehouseLoader(loaded.warehouse).run()
     assert again.migrations_applied == [] and not again.merge.ran
-    assert loaded.warehouse.execute("SELECT COUNT(*), SUM(amount) FROM fact_invoice_lines").rows == before
+    # AND WHEN the same manifest is COPYed again (a Firehose retry) and merged
+    copied = loaded.warehouse.execute(copy_statement(loaded.manifest)).rowcount
+    redelivered = WarehouseLoader(loaded.warehouse).run()
+    # THEN every row was seen and not one fact row changed, merged_at included
+    assert copied == loaded.copied and redelivered.merge.ran and redelivered.merge.staged_rows == copied
+    assert (redelivered.merge.invoices_inserted, redelivered.merge.invoices_replaced,
+            redelivered.merge.lines_updated) == (0, 0, 0)
+    assert loaded.warehouse.execute(fact).rows == before

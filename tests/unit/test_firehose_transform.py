@@ -29,7 +29,7 @@ def test_one_row_per_line_with_a_value_per_staging_column_in_order():
                                     line(3, quantity=48, unit_price="3.39")])
     # WHEN it is transformed
     outcome = Transformer().transform_one(SourceRecord("r1", invoice.to_json(), SEQ, 3, 1291191960123))
-    # THEN each line is one JSON object with the staging columns, exact money and the flags
+    # THEN each line is one row (a JSON array in the staging columns' order), exact money and the flags
     assert outcome.result == OK and outcome.lines == 3
     first, post, third = rows_of(outcome)
     assert first["amount"] == "15.30" and first["unit_price"] == "2.55"

@@ -66,6 +66,9 @@ def loader(fake: FakeWarehouse) -> WarehouseLoader:
     return WarehouseLoader(fake, run_ids=lambda: RUN_ID)
 
 
+VERSIONS = [m.version for m in statements.migrations()]
+
+
 def test_ensure_schema_applies_each_migration_once_in_its_own_recorded_transaction():
     # GIVEN an empty warehouse
     fake = FakeWarehouse()
@@ -73,10 +76,10 @@ def test_ensure_schema_applies_each_migration_once_in_its_own_recorded_transacti
     first = loader(fake).ensure_schema()
     second = loader(fake).ensure_schema()
     # THEN the migrations ran once, in order, each batch ending with the row recording it
-    assert first == [1, 2, 3, 4] and second == []
+    assert first == VERSIONS and len(VERSIONS) >= 5 and second == []
     assert fake.calls[0] == ("execute", statements.bootstrap_statement())
     batches = fake.batches()
-    assert len(batches) == 4
+    assert len(batches) == len(VERSIONS)
     for migration, batch in zip(statements.migrations(), batches):
         assert batch[:-1] == list(migration.statements)
         assert batch[-1] == statements.record_migration_statement(migration)
@@ -84,7 +87,7 @@ def test_ensure_schema_applies_each_migration_once_in_its_own_recorded_transacti
 
 def test_ensure_schema_applies_only_what_is_missing():
     fake = FakeWarehouse(applied={1})
-    assert loader(fake).ensure_schema() == [2, 3, 4]
+    assert loader(fake).ensure_schema() == VERSIONS[1:]
     assert [b[-1] for b in fake.batches()] == [statements.record_migration_statement(m)
                                                for m in statements.migrations()[1:]]
 
@@ -141,7 +144,7 @@ def test_refresh_is_one_call_per_view_in_order():
 
 
 def test_run_refreshes_after_a_merge_that_changed_the_fact_and_records_it():
-    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=10)
+    fake = FakeWarehouse(applied=set(VERSIONS), staged=10)
     result = loader(fake).run()
     assert result.merge.ran and result.views_refreshed == statements.materialized_views()
     sent = [arg for _, arg in fake.calls]
@@ -150,7 +153,7 @@ def test_run_refreshes_after_a_merge_that_changed_the_fact_and_records_it():
 
 
 def test_run_skips_the_refresh_when_the_views_already_reflect_every_change():
-    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=0, changing=5, refreshed=5)
+    fake = FakeWarehouse(applied=set(VERSIONS), staged=0, changing=5, refreshed=5)
     result = loader(fake).run()
     assert result.migrations_applied == [] and not result.merge.ran and result.views_refreshed == []
     sent = [arg for _, arg in fake.calls]
@@ -160,7 +163,7 @@ def test_run_skips_the_refresh_when_the_views_already_reflect_every_change():
 
 def test_a_merge_whose_refresh_never_ran_is_refreshed_by_the_next_run():
     # a previous run merged (5 changing merges) and died after 4 were refreshed
-    fake = FakeWarehouse(applied={1, 2, 3, 4}, staged=0, changing=5, refreshed=4)
+    fake = FakeWarehouse(applied=set(VERSIONS), staged=0, changing=5, refreshed=4)
     assert loader(fake).run().views_refreshed == statements.materialized_views() and fake.refreshed == 5
 
 

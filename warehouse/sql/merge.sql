@@ -4,11 +4,14 @@
 -- filled in by the loader (32 hex digits). The rules (warehouse/sql/README.md):
 --   * per invoice, the staged delivery with the greatest source_sequence wins (ties,
 --     which only non-Kinesis sources can produce, go to the greatest event_id);
---   * it is applied only if the fact has no version of the invoice, or has an older
---     (smaller source_sequence) and different (other event_id) one: an older delivery
---     arriving after a newer one never overwrites it, and a replay of the content the
---     fact already holds changes no fact row at all (Redshift's MERGE has no AND
---     condition on WHEN MATCHED, so the source is filtered before the MERGE);
+--   * it is applied only if no delivery of the invoice was seen before
+--     (invoice_deliveries), or the latest seen is older (smaller source_sequence) and
+--     different (other event_id): an older delivery arriving after a newer one never
+--     overwrites it, and a replay of the content the fact already holds changes no
+--     fact row at all (Redshift's MERGE has no AND condition on WHEN MATCHED, so the
+--     source is filtered before the MERGE);
+--   * every winner newer than the latest seen becomes the latest seen, replays
+--     included, so the outcome does not depend on how deliveries are batched;
 --   * a newer version replaces ALL lines of its invoice: lines it no longer has are
 --     deleted, the others updated or inserted;
 --   * the MERGE source holds one row per (invoice_no, line_no): Redshift rejects
@@ -39,16 +42,18 @@ WHERE pick = 1;
 
 -- 3. The invoices whose fact lines change: new ones, and newer different versions.
 CREATE TEMP TABLE merge_apply AS
-SELECT w.invoice_no, w.source_sequence, w.event_id, (merged.invoice_no IS NOT NULL) AS replaces
+SELECT w.invoice_no, w.source_sequence, w.event_id, (seen.invoice_no IS NOT NULL) AS replaces
 FROM merge_winner w
-LEFT JOIN (
-    SELECT f.invoice_no, MAX(f.source_sequence) AS source_sequence, MAX(f.event_id) AS event_id
-    FROM fact_invoice_lines f
-    JOIN merge_winner fw ON fw.invoice_no = f.invoice_no
-    GROUP BY f.invoice_no
-) merged ON merged.invoice_no = w.invoice_no
-WHERE merged.invoice_no IS NULL
-   OR (w.source_sequence > merged.source_sequence AND w.event_id <> merged.event_id);
+LEFT JOIN invoice_deliveries seen ON seen.invoice_no = w.invoice_no
+WHERE seen.invoice_no IS NULL
+   OR (w.source_sequence > seen.source_sequence AND w.event_id <> seen.event_id);
+
+-- The winners newer than the latest delivery seen of their invoice.
+CREATE TEMP TABLE merge_seen AS
+SELECT w.invoice_no, w.source_sequence, w.event_id
+FROM merge_winner w
+LEFT JOIN invoice_deliveries seen ON seen.invoice_no = w.invoice_no
+WHERE seen.invoice_no IS NULL OR w.source_sequence > seen.source_sequence;
 
 -- 4. The MERGE source: the winning deliveries' lines, one row per line.
 CREATE TEMP TABLE merge_source AS
@@ -136,6 +141,15 @@ VALUES (merge_source.invoice_no, merge_source.line_no, merge_source.invoice_date
         merge_source.is_adjustment, merge_source.is_product, merge_source.event_id, merge_source.source_sequence,
         merge_source.arrived_at, GETDATE());
 
+MERGE INTO invoice_deliveries
+USING merge_seen
+ON invoice_deliveries.invoice_no = merge_seen.invoice_no
+WHEN MATCHED THEN UPDATE SET
+    source_sequence = merge_seen.source_sequence,
+    event_id = merge_seen.event_id
+WHEN NOT MATCHED THEN INSERT (invoice_no, source_sequence, event_id)
+VALUES (merge_seen.invoice_no, merge_seen.source_sequence, merge_seen.event_id);
+
 -- 9. dim_products: the touched codes' current values, kept only where they differ.
 CREATE TEMP TABLE merge_products AS
 SELECT c.stock_code, c.description, c.unit_price, c.is_product, c.first_invoice_date, c.last_invoice_date
@@ -147,7 +161,8 @@ FROM (
                MAX(f.invoice_date) OVER (PARTITION BY f.stock_code) AS last_invoice_date,
                ROW_NUMBER() OVER (
                    PARTITION BY f.stock_code
-                   ORDER BY CASE WHEN NOT f.is_cancellation AND f.description IS NOT NULL AND f.unit_price > 0
+                   ORDER BY CASE WHEN NOT f.is_cancellation AND NOT f.is_adjustment AND f.description IS NOT NULL
+                                      AND f.unit_price > 0
                                  THEN 0 ELSE 1 END,
                             f.invoice_date DESC, f.invoice_no DESC, f.line_no DESC
                ) AS pick
@@ -158,11 +173,11 @@ FROM (
 ) c
 LEFT JOIN dim_products d ON d.stock_code = c.stock_code
 WHERE d.stock_code IS NULL
-   OR d.description IS DISTINCT FROM c.description
-   OR d.unit_price IS DISTINCT FROM c.unit_price
-   OR d.is_product IS DISTINCT FROM c.is_product
-   OR d.first_invoice_date IS DISTINCT FROM c.first_invoice_date
-   OR d.last_invoice_date IS DISTINCT FROM c.last_invoice_date;
+   OR (d.description <> c.description OR (d.description IS NULL) <> (c.description IS NULL))
+   OR (d.unit_price <> c.unit_price OR (d.unit_price IS NULL) <> (c.unit_price IS NULL))
+   OR (d.is_product <> c.is_product OR (d.is_product IS NULL) <> (c.is_product IS NULL))
+   OR (d.first_invoice_date <> c.first_invoice_date OR (d.first_invoice_date IS NULL) <> (c.first_invoice_date IS NULL))
+   OR (d.last_invoice_date <> c.last_invoice_date OR (d.last_invoice_date IS NULL) <> (c.last_invoice_date IS NULL));
 
 MERGE INTO dim_products
 USING merge_products
@@ -214,9 +229,9 @@ FROM (
 ) c
 LEFT JOIN dim_customers d ON d.customer_id = c.customer_id
 WHERE d.customer_id IS NULL
-   OR d.country IS DISTINCT FROM c.country
-   OR d.first_order IS DISTINCT FROM c.first_order
-   OR d.last_order IS DISTINCT FROM c.last_order;
+   OR (d.country <> c.country OR (d.country IS NULL) <> (c.country IS NULL))
+   OR (d.first_order <> c.first_order OR (d.first_order IS NULL) <> (c.first_order IS NULL))
+   OR (d.last_order <> c.last_order OR (d.last_order IS NULL) <> (c.last_order IS NULL));
 
 MERGE INTO dim_customers
 USING merge_customers

@@ -36,8 +36,9 @@ DISTKEY (invoice_no)
 COMPOUND SORTKEY (invoice_date, invoice_no);
 
 -- One row per stock code in the fact. description and unit_price are those of the
--- code's latest sale line (not a cancellation) with a description and a positive price
--- -- the price list as it stands -- or, when it has no such line, of its latest line.
+-- code's latest sale line (neither a cancellation nor an adjustment) with a description
+-- and a positive price -- the price list as it stands -- or, when it has no such line,
+-- of its latest line.
 -- is_product is false for the non-product codes (pipeline.events.NON_PRODUCT_STOCK_CODES).
 CREATE TABLE dim_products (
     stock_code          VARCHAR(2000)  NOT NULL ENCODE zstd,
