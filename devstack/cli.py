@@ -108,6 +108,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """The errors a sink or the warehouse raises when it cannot answer (imported when
+    needed: the CLI starts fast)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from pipeline.errors import ShopstreamError
+
+    return (ShopstreamError, ClientError, BotoCoreError)
+
+
 def cmd_sql(args: argparse.Namespace) -> int:
     from devstack.sql import format_result
     from warehouse.data_api import StatementFailed
@@ -120,6 +130,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except StatementFailed as exc:
         print(f"sql: {exc}", file=sys.stderr)
         return 1
+    except _unreachable() as exc:
+        print(f"sql: the warehouse did not answer: {exc}", file=sys.stderr)
+        return 2
     print(format_result(result, args.format))
     return 0
 
@@ -137,8 +150,12 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     except SourceError as exc:
         print(f"reconcile: {exc}", file=sys.stderr)
         return 2
-    sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
-                                   execute=stack.warehouse_executor(config, info).execute, say=progress)
+    try:
+        sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+                                       execute=stack.warehouse_executor(config, info).execute, say=progress)
+    except _unreachable() as exc:
+        print(f"reconcile: a sink could not be read: {exc}", file=sys.stderr)
+        return 2
     report = reconcile.reconcile(source, sinks, problems)
     print(json.dumps(report.to_dict(), indent=2) if args.json else reconcile.format_report(report))
     return 0 if report.ok else 1
@@ -167,6 +184,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         except DashboardError as exc:
             print(f"dashboard: {exc.message}", file=sys.stderr)
             return 1
+        except OSError as exc:
+            print(f"dashboard: cannot write {args.static}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         print(f"dashboard snapshot written to {path} (open it in a browser; it needs no server)")
         return 0
     try:
@@ -194,6 +214,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo
 
     return run_demo(_config(args), data=args.data, report=args.report, keep=args.keep, verify=not args.no_verify)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard = sub.add_parser("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
     from devstack.dashboard.server import DEFAULT_PORT
 
-    dashboard.add_argument("--port", type=int, default=DEFAULT_PORT,
+    dashboard.add_argument("--port", type=_port, default=DEFAULT_PORT,
                            help=f"port on 127.0.0.1 (default {DEFAULT_PORT}; 0: any free port)")
     dashboard.add_argument("--static", metavar="FILE",
                            help="write a self-contained HTML snapshot (data embedded) to FILE instead of serving")

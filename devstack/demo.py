@@ -148,8 +148,16 @@ def run_demo(
 ) -> int:
     from devstack import reconcile
 
+    from pipeline.errors import SourceError
+    from pipeline.kaggle import resolve_sources
+
     source = data or str(SAMPLE)
     label = "bundled sample" if data is None else "your data"
+    try:
+        resolve_sources(source)  # a wrong path is said now, not after the stack is up
+    except SourceError as exc:
+        say(f"demo: {exc}")
+        return 2
     say(f"shopstream demo — {label}: {source}")
     info = stack.up(config, say=say)
     try:

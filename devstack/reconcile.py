@@ -168,19 +168,30 @@ def warehouse_figures(execute: Callable[[str], Any]) -> Figures:
     return figures
 
 
-def queue_messages(sqs: Any, url: str | None) -> list[dict]:
-    """Every message of a queue, read without removing it (visibility 0), at most 10,000."""
+READ_VISIBILITY_SECONDS = 60
+
+
+def queue_messages(sqs: Any, url: str | None, *, limit: int = 100_000) -> list[dict]:
+    """Every message of a queue, read without removing it: each is hidden while the queue
+    is read (so the next receive returns others), then made visible again at once."""
     if not url:
         return []
     messages: dict[str, dict] = {}
-    for _ in range(1000):
-        page = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
-        batch = page.get("Messages", [])
-        fresh = [m for m in batch if m["MessageId"] not in messages]
-        if not fresh:
-            break
-        for message in fresh:
-            messages[message["MessageId"]] = message
+    try:
+        while len(messages) < limit:
+            page = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=READ_VISIBILITY_SECONDS,
+                                       WaitTimeSeconds=0)
+            batch = page.get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                messages.setdefault(message["MessageId"], message)
+    finally:
+        handles = [m["ReceiptHandle"] for m in messages.values()]
+        for start in range(0, len(handles), 10):
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+                {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                for n, handle in enumerate(handles[start:start + 10])])
     return list(messages.values())
 
 

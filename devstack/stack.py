@@ -118,14 +118,19 @@ class StackInfo:
 
 
 def _redacted(url: str) -> str:
-    """A database URL without its password."""
-    from urllib.parse import urlsplit, urlunsplit
+    from devstack.warehouse.engine import redacted_url
 
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return redacted_url(url)
+
+
+def _check_warehouse_url(url: str) -> None:
+    """A PostgreSQL warehouse given to ``up`` answers before anything starts."""
+    from devstack.warehouse import LocalWarehouse, WarehouseError
+
+    try:
+        LocalWarehouse.open(url).close()
+    except (ValueError, WarehouseError) as exc:
+        raise StackError(f"--warehouse {_redacted(url)}: {getattr(exc, 'reason', None) or exc}") from exc
 
 
 def clients(config: StackConfig) -> Callable[..., Any]:
@@ -233,6 +238,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     for name, port in (("emulator", config.emulator_port), ("gateway", config.gateway_port), ("admin API", config.admin_port)):
         if not _port_free(port):
             raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
+    if config.warehouse_url:
+        _check_warehouse_url(config.warehouse_url)
     reset_state(config)
     for directory in (config.run_dir, config.log_dir, config.terraform_dir, config.runtime_dir):
         directory.mkdir(parents=True, exist_ok=True)

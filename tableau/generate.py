@@ -283,6 +283,11 @@ NOTES: dict[str, dict[str, Note]] = {
                                        "cancellations."),
         "active_days": Note(description="Day boundaries between the first and the last order."),
     },
+    "mv_customers_by_country": {
+        "country": Note(country=True),
+        "customers": Note(description="Known customers with a line in the country; a customer who bought "
+                                      "in two countries counts in each, so do not sum across countries."),
+    },
     "fact_invoice_lines": {
         "invoice_no": Note(caption="Invoice No", description="C… is a cancellation, A… an adjustment."),
         "line_no": Note(caption="Line No", role="dimension", description="The line's place in its invoice."),
@@ -351,6 +356,7 @@ SOURCES: tuple[Source, ...] = (
     Source("sales-by-country-day", "Sales by country and day", "mv_sales_by_country_day"),
     Source("top-products-by-country", "Top products by country", "mv_top_products_by_country"),
     Source("customer-summary", "Customer summary", "mv_customer_summary"),
+    Source("customers-by-country", "Customers by country", "mv_customers_by_country"),
     # left joins on the dimensions' keys: every line stays (a quarter have no customer), none repeats
     Source("invoice-lines", "Invoice lines with products and customers", "fact_invoice_lines",
            joins=(Join("dim_products", "stock_code"), Join("dim_customers", "customer_id"))),

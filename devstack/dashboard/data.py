@@ -112,8 +112,11 @@ class Dashboard:
     def overview(self) -> dict[str, Any]:
         """Every country's totals (largest net sales first), their sum, and the daily
         series of all countries together."""
-        countries, daily = self._records(queries.country_totals(), queries.daily_revenue())
-        return {"countries": countries, "totals": _sum_totals(countries, daily), "daily": daily}
+        countries, daily, customers = self._records(queries.country_totals(), queries.daily_revenue(),
+                                                    queries.all_customers())
+        totals = _sum_totals(countries, daily)
+        totals["customers"] = int(customers[0]["customers"]) if customers else 0
+        return {"countries": countries, "totals": totals, "daily": daily}
 
     def country(self, name: Any) -> dict[str, Any]:
         """One country's totals, top products and daily series; UnknownCountry (404) for
@@ -158,8 +161,9 @@ class Dashboard:
 
 
 def _sum_totals(countries: list[dict[str, Any]], daily: list[dict[str, Any]]) -> dict[str, Any]:
-    """All countries' totals. Every one of them adds up (customers too: each known
-    customer belongs to one country), in Decimal for money."""
+    """All countries' totals, in Decimal for money. Every one of them adds up but
+    customers (a customer may have bought in two countries), which the overview counts
+    on its own."""
     totals: dict[str, Any] = {"countries": len(countries)}
     for name in COUNTS:
         totals[name] = sum(int(row[name]) for row in countries)

@@ -1,16 +1,16 @@
 """Every statement the dashboard sends to the warehouse, in Redshift's dialect.
 
-They read only the materialized views of ``warehouse/sql/migrations/003_materialized_views.sql``
-and go through a :class:`warehouse.loader.StatementExecutor`, so they run as written on
+They read only the materialized views of ``warehouse/sql/migrations/`` and go through a :class:`warehouse.loader.StatementExecutor`, so they run as written on
 Redshift (the Data API) and, translated, on the local DuckDB or PostgreSQL warehouse.
 
 What each figure means (see ``warehouse/sql/README.md``): ``gross_sales`` is what sale
 lines billed, ``net_sales`` every line (cancellations and adjustments included),
 ``units`` is net. Every figure of ``mv_sales_by_country_day`` except its ``customers``
 adds up over days and countries; a count of distinct customers does not (a customer who
-bought on three days is one customer, not three), so a country's ``customers`` is the
-number of its known customers in ``mv_customer_summary`` (one row per customer, whose
-country is that of the customer's latest invoice), which does add up to all customers.
+bought on three days is one customer, not three), so a country's ``customers`` comes
+from ``mv_customers_by_country`` (everyone with a line there), and all countries'
+together from ``mv_customer_summary`` (one row per customer): a customer who bought in
+two countries counts in each, and once in the total.
 
 Sums of integer columns are cast to BIGINT: Redshift's SUM of a BIGINT is NUMERIC,
 DuckDB's a HUGEINT.
@@ -90,13 +90,18 @@ FROM (
     GROUP BY country
 ) s
 LEFT JOIN (
-    SELECT country, COUNT(*) AS customers
-    FROM mv_customer_summary
+    SELECT country, customers
+    FROM mv_customers_by_country
     {where}
-    GROUP BY country
 ) c ON c.country = s.country
 ORDER BY s.net_sales DESC, s.country
 """.strip()
+
+
+def all_customers() -> str:
+    """The known customers of every country together, each once (a customer who bought
+    in two countries is one customer)."""
+    return "SELECT CAST(COUNT(*) AS BIGINT) AS customers FROM mv_customer_summary"
 
 
 def daily_revenue(country: str | None = None) -> str:

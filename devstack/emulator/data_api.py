@@ -162,6 +162,7 @@ def _moto_object_reader(bucket: str, key: str) -> bytes:
 def open_from_environment() -> Any:
     """The local warehouse the environment describes (see the module docstring)."""
     from devstack.warehouse import LocalWarehouse
+    from devstack.warehouse.engine import redacted_url
 
     url = os.environ.get(ENV_URL) or None
     directory = os.environ.get(ENV_DIR) or tempfile.mkdtemp(prefix="shopstream-warehouse-")
@@ -169,7 +170,7 @@ def open_from_environment() -> Any:
     warehouse = LocalWarehouse.open(url, duckdb_path=Path(directory) / DUCKDB_FILE, object_reader=_moto_object_reader)
     if os.environ.get(ENV_FRESH) == "1":
         warehouse.reset()
-    log.info("local warehouse: %s", url or Path(directory) / DUCKDB_FILE)
+    log.info("local warehouse: %s", redacted_url(url) if url else Path(directory) / DUCKDB_FILE)
     return warehouse
 
 

@@ -152,8 +152,10 @@ class PgBackend:
             connection = self._idle.pop() if self._idle else None
         if connection is None:
             # Redshift hash-joins its equijoins; a PostgreSQL nested loop over two large
-            # unindexed tables, chosen on a low row estimate, runs for hours instead
-            connection = psycopg.connect(self.url, autocommit=True, options="-c enable_nestloop=off")
+            # unindexed tables, chosen on a low row estimate, runs for hours instead. No
+            # server-side prepared statements: DISCARD ALL ends each session's own.
+            connection = psycopg.connect(self.url, autocommit=True, prepare_threshold=None,
+                                         options="-c enable_nestloop=off")
         return PgSession(connection)
 
     def release(self, session: PgSession, *, temporary: bool) -> None:

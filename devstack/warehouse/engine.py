@@ -90,7 +90,8 @@ class LocalWarehouse:
         except ValueError:
             raise
         except Exception as exc:  # the driver's own error (no such file, refused connection …), named
-            raise WarehouseError(f"cannot open the local warehouse {url or duckdb_path}: {_message(exc)}",
+            raise WarehouseError(f"cannot open the local warehouse {redacted_url(url) if url else duckdb_path}: "
+                                 f"{_message(exc)}",
                                  statement="", backend="local warehouse") from exc
         return cls(backend, object_reader=object_reader, batch_observer=batch_observer)
 
@@ -311,6 +312,17 @@ class LocalWarehouse:
         if not rows or rows[0][0] != dialect.MATERIALIZED_VIEW:
             raise _Refused(f"REFRESH: {name} is not a materialized view created here")
         return rows[0][1]
+
+
+def redacted_url(url: str) -> str:
+    """A database URL without its password (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _message(exc: BaseException) -> str:

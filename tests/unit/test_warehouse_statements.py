@@ -41,7 +41,7 @@ def test_migrations_are_numbered_from_one_without_gaps_and_fit_a_batch():
     migrations = statements.migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert [m.name for m in migrations] == ["staging", "model", "materialized_views", "view_refreshes",
-                                                 "invoice_deliveries"]
+                                            "invoice_deliveries", "customers_by_country"]
     assert all(0 < len(m.statements) < statements.MAX_BATCH_STATEMENTS for m in migrations)
 
 
@@ -63,8 +63,8 @@ def test_refresh_is_one_statement_per_materialized_view_the_migrations_create():
         and any(isinstance(p, exp.MaterializedProperty) for p in tree.args["properties"].expressions)
     }
     assert set(statements.materialized_views()) == created == {
-        "mv_sales_by_country_day", "mv_top_products_by_country", "mv_customer_summary"}
-    assert len(statements.refresh_statements()) == 3
+        "mv_sales_by_country_day", "mv_top_products_by_country", "mv_customer_summary", "mv_customers_by_country"}
+    assert len(statements.refresh_statements()) == 4
 
 
 def test_every_statement_parses_as_redshift():
@@ -94,7 +94,7 @@ def mv_problems(query: exp.Expression) -> list[str]:
 def test_materialized_views_use_nothing_redshift_refuses_in_them():
     # Redshift: no ORDER BY / LIMIT / OFFSET, no views, temporary tables or UDFs in a materialized view
     views = [s for m in statements.migrations() for s in m.statements if "MATERIALIZED VIEW" in s.upper()]
-    assert len(views) == 3
+    assert len(views) == 4
     for statement in views:
         assert mv_problems(sqlglot.parse_one(statement, read="redshift").expression) == [], statement
     # the check sees what it is for, at any depth

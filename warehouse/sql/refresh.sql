@@ -5,3 +5,4 @@
 REFRESH MATERIALIZED VIEW mv_sales_by_country_day;
 REFRESH MATERIALIZED VIEW mv_top_products_by_country;
 REFRESH MATERIALIZED VIEW mv_customer_summary;
+REFRESH MATERIALIZED VIEW mv_customers_by_country;

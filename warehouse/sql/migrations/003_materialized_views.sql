@@ -1,8 +1,8 @@
--- The three materialized views the dashboard reads. Redshift refuses ORDER BY, LIMIT
--- and OFFSET in a materialized view, and views, temporary tables and user-defined
--- functions in its FROM; window functions and COUNT(DISTINCT) are allowed but make
--- every refresh a full recompute (no incremental refresh), which is what these small
--- aggregates get anyway. No AUTO REFRESH: the loader refreshes each view right after a
+-- Materialized views the dashboard and Tableau read (006 adds one more). Redshift
+-- refuses ORDER BY, LIMIT and OFFSET in a materialized view, and views, temporary
+-- tables and user-defined functions in its FROM; window functions and COUNT(DISTINCT)
+-- are allowed but make every refresh a full recompute (no incremental refresh), which
+-- is what these small aggregates get anyway. No AUTO REFRESH: the loader refreshes each view right after a
 -- merge, as its own statement.
 --
 -- Money: gross_sales is what sale lines billed (neither cancellations nor
