@@ -27,14 +27,20 @@ venv: $(STAMP)
 
 # The dashboard's browser test drives Debian's headless Chromium through its chromedriver
 # (selenium, with the driver's path given: nothing is downloaded at test time). Installed
-# once, only when either binary is missing; as root directly, else through sudo.
-CHROMIUM     := /usr/bin/chromium
-CHROMEDRIVER := /usr/bin/chromedriver
+# once, only when either binary is missing; as root directly, else through sudo. Elsewhere
+# (no apt-get) install Chromium and its chromedriver yourself and point
+# SHOPSTREAM_CHROMIUM and SHOPSTREAM_CHROMEDRIVER at them.
+CHROMIUM     := $(or $(SHOPSTREAM_CHROMIUM),/usr/bin/chromium)
+CHROMEDRIVER := $(or $(SHOPSTREAM_CHROMEDRIVER),/usr/bin/chromedriver)
 APT_BROWSER  := apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
 
 browser:
 	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
 	  echo "browser: $$($(CHROMIUM) --version 2>/dev/null | head -n 1) and $(CHROMEDRIVER) present"; \
+	elif ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "browser: $(CHROMIUM) or $(CHROMEDRIVER) is missing and there is no apt-get here: install Chromium and"; \
+	  echo "  its chromedriver, then set SHOPSTREAM_CHROMIUM and SHOPSTREAM_CHROMEDRIVER to their paths"; \
+	  exit 1; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "browser: installing Debian's chromium and chromium-driver"; \
 	  export DEBIAN_FRONTEND=noninteractive; $(APT_BROWSER); \

@@ -477,15 +477,19 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "runs": [],
     }
+    backends = [b.strip() for b in args.warehouse_backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in ("duckdb", "postgresql")]
+    if unknown:  # said before minutes of runs, not after
+        print(f"bench: unknown warehouse backend {', '.join(map(repr, unknown))} (duckdb, postgresql)", file=sys.stderr)
+        return 2
     print("• read + group (no sending)")
     results["read"] = stage_read(args.source)
-    backends = [b.strip() for b in args.warehouse_backends.split(",") if b.strip()]
     if args.invoice_path_yardstick:
         results["runs"].append(run_stack(args, results, None, extra=False, invoice_path_only=True))
     for n, backend in enumerate(backends):
         if backend == "duckdb":
             results["runs"].append(run_stack(args, results, None, extra=n == 0))
-        elif backend == "postgresql":
+        else:
             from tests.fixtures.postgres import PostgresCluster  # the tests' throwaway cluster (as root: its own user)
 
             cluster = PostgresCluster.start()
@@ -495,9 +499,6 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 cluster.stop()
                 cluster.remove()
-        else:
-            print(f"bench: unknown warehouse backend {backend!r} (duckdb, postgresql)", file=sys.stderr)
-            return 2
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(results, indent=2))  # before the report: a report bug must not lose a run

@@ -1,5 +1,5 @@
-"""``shopstream dashboard``: the sales dashboard of the seed projects' Power BI and Tableau
-reports, served by the local stack (local mode only).
+"""``shopstream dashboard``: the sales dashboard (countries, top products, daily revenue),
+served by the local stack (local mode only).
 
 Choose a country (or the overview of all) and see its units sold, gross and net sales,
 unique customers and invoices, its top 3 products, its daily revenue as a chart, and the

@@ -6,6 +6,7 @@ is compared with SQL run directly on the warehouse, as text formatted from the e
 decimal values."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from decimal import Decimal
@@ -18,8 +19,8 @@ from tests.fixtures.warehouse_sample import IVORY_COAST, load_sample
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path(os.environ.get("SHOPSTREAM_CHROMIUM") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("SHOPSTREAM_CHROMEDRIVER") or "/usr/bin/chromedriver")
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu",
                   "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update", "--disable-sync",
                   "--window-size=1280,1000")
