@@ -1,6 +1,7 @@
 """Every statement the dashboard sends to the warehouse, in Redshift's dialect.
 
-They read only the materialized views of ``warehouse/sql/migrations/`` and go through a :class:`warehouse.loader.StatementExecutor`, so they run as written on
+They read only the materialized views of ``warehouse/sql/migrations/`` and go through a
+:class:`warehouse.loader.StatementExecutor`, so they run as written on
 Redshift (the Data API) and, translated, on the local DuckDB or PostgreSQL warehouse.
 
 What each figure means (see ``warehouse/sql/README.md``): ``gross_sales`` is what sale
