@@ -5,7 +5,9 @@ event). :class:`EventDecoder` de-aggregates it strictly (:func:`pipeline.codec.d
 and validates each event against the contract; what can never be used — a damaged
 aggregate, an invalid event — goes to the quarantine with its reason, its place in the
 stream and the consumer that found it, and never blocks the shard. The valid events are
-returned for the consumer's own work (DynamoDB, the archive, …).
+returned for the consumer's own work (DynamoDB, the archive, …). Decoding is pure, so an
+event that fails it in any way (not only by breaking the contract) fails it on every
+retry: it is quarantined alone and its neighbours in the aggregate go on.
 """
 from __future__ import annotations
 
@@ -83,11 +85,12 @@ class EventDecoder:
         for sub_sequence, user_record in enumerate(user_records):
             try:
                 events.append(DecodedEvent(InvoiceEvent.from_json(user_record.data), sub_sequence))
-            except InvalidEvent as exc:
+            except Exception as exc:  # noqa: BLE001 - decoding is pure: whatever fails here fails every time
                 quarantined += 1
+                invalid = isinstance(exc, InvalidEvent)
                 self._quarantine.send(
-                    reason="invalid invoice event",
-                    problems=[p.to_dict() for p in exc.problems],
+                    reason="invalid invoice event" if invalid else f"event could not be decoded: {type(exc).__name__}: {exc}"[:500],
+                    problems=[p.to_dict() for p in exc.problems] if invalid else [],
                     source={**source, "sub_sequence_number": sub_sequence, "user_partition_key": user_record.partition_key},
                     data=user_record.data,
                 )

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,13 +21,15 @@ from pynamodb.exceptions import PynamoDBException
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
 from pipeline.errors import BadRequest, ConfigurationError, TransientError
 from pipeline.retry import backoff_delay
-from pipeline.events import SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
+from pipeline.events import _INVOICE_NO, SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
 
 log = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25
 _MISSING_TABLE = {"ResourceNotFoundException"}
 _CURSOR_KEYS = {"invoice_no", "part", "customer_id", "invoice_sort"}
+_PART = re.compile(r"[0-9]{1,4}")
+_INVOICE_SORT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})#(.+)")
 
 
 def line_to_api(line: InvoiceLine) -> dict[str, Any]:
@@ -216,7 +219,7 @@ class InvoiceRepository:
         (ISO date-times; either may be None)."""
         low = date_from or "0000"
         high = f"{date_to}#~" if date_to else "9999"
-        start_key = decode_cursor(cursor, customer_id) if cursor else None
+        start_key = decode_cursor(cursor, customer_id, low, high) if cursor else None
         index = self.model.by_customer
 
         def run():
@@ -270,14 +273,36 @@ def encode_cursor(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":"), sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, customer_id: str) -> dict[str, Any]:
-    """The DynamoDB start key inside a cursor this API issued for this customer."""
+def decode_cursor(cursor: str, customer_id: str, low: str = "0000", high: str = "9999") -> dict[str, Any]:
+    """The DynamoDB start key inside a cursor this API issued for this customer's listing
+    between ``low`` and ``high``, checked down to every attribute's type and form: a
+    tampered cursor is a 400 here, never a request DynamoDB refuses (which would read as
+    "retry")."""
+    not_ours = BadRequest("cursor", "is not a cursor issued by this API")
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise BadRequest("cursor", "is not a cursor issued by this API") from None
-    if not isinstance(key, dict) or set(key) != _CURSOR_KEYS or not all(isinstance(v, dict) for v in key.values()):
-        raise BadRequest("cursor", "is not a cursor issued by this API")
-    if key["customer_id"] != {"S": customer_id}:
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        raise not_ours from None
+    if not isinstance(key, dict) or set(key) != _CURSOR_KEYS:
+        raise not_ours
+    invoice_no, part = key["invoice_no"], key["part"]
+    sort, customer = key["invoice_sort"], key["customer_id"]
+    if not (
+        _attribute(invoice_no, "S") and _INVOICE_NO.fullmatch(invoice_no["S"])
+        and _attribute(part, "N") and _PART.fullmatch(part["N"])
+        and _attribute(customer, "S") and _attribute(sort, "S")
+    ):
+        raise not_ours
+    match = _INVOICE_SORT.fullmatch(sort["S"])
+    if match is None or match.group(2) != invoice_no["S"]:
+        raise not_ours
+    if customer["S"] != customer_id:
         raise BadRequest("cursor", "belongs to another customer's listing")
+    if not low <= sort["S"] <= high:
+        raise BadRequest("cursor", "belongs to a listing of other dates (keep from and to as they were)")
     return key
+
+
+def _attribute(value: Any, kind: str) -> bool:
+    """``{"S": "..."}``-shaped, one attribute value of this type and nothing else."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(kind), str)

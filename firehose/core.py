@@ -33,14 +33,13 @@ booleans as JSON booleans, a missing customer or description as ``null``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
 from json.encoder import encode_basestring as _json_str
 from typing import Iterable
 
 from pipeline.errors import InvalidEvent
-from pipeline.events import EVENT_TYPE, InvoiceEvent, money_str
+from pipeline.events import EVENT_TYPE, InvalidJson, InvoiceEvent, load_json, money_str, shown
 from warehouse.schema import SIZE_CLASSES, source_sequence
 
 OK, DROPPED, PROCESSING_FAILED = "Ok", "Dropped", "ProcessingFailed"
@@ -126,8 +125,8 @@ def staging_rows(event: InvoiceEvent, *, sequence: str, arrived_at: str, sizes: 
 def _other_event_type(data: bytes) -> str | None:
     """The event_type of a well-formed event that is not an invoice event, else None."""
     try:
-        decoded = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        decoded = load_json(data)
+    except InvalidJson:
         return None
     if isinstance(decoded, dict) and isinstance(decoded.get("event_type"), str) and decoded["event_type"] != EVENT_TYPE:
         return decoded["event_type"]
@@ -147,8 +146,11 @@ class Transformer:
         except InvalidEvent as exc:
             other = _other_event_type(record.data)
             if other is not None:
-                return Outcome(record.record_id, DROPPED, reason=f"event_type {other!r} is not loaded into the warehouse")
+                return Outcome(record.record_id, DROPPED, reason=f"event_type {shown(other)} is not loaded into the warehouse")
             return Outcome(record.record_id, PROCESSING_FAILED, reason=f"invalid invoice event: {exc}")
+        except Exception as exc:  # noqa: BLE001 - pure decoding: it would fail the same on every retry
+            return Outcome(record.record_id, PROCESSING_FAILED,
+                           reason=f"event could not be decoded: {type(exc).__name__}: {exc}"[:500])
         try:
             if record.sequence_number is not None:
                 sequence = source_sequence(record.sequence_number, record.subsequence_number)

@@ -7,17 +7,21 @@ the rows of an invoice it mentions).
 
 Valid items are accepted and invalid ones are listed with their index, field and reason,
 and are not written. An invoice is never half-written: if any row of an invoice is
-invalid, or its rows contradict each other, all of that invoice's rows are rejected.
+invalid, or its rows contradict each other, all of that invoice's rows are rejected; so
+is an invoice too large for one Kinesis record (:data:`pipeline.events.MAX_EVENT_BYTES`).
+
+The answer: 202 when every item was accepted; 207 when some were written and some
+rejected (``accepted.indexes`` lists the items written, ``rejected`` the others with
+their problems); 400 when none was accepted or the body as a whole is unusable; 413 for
+a body over the size limit.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Protocol, Sequence
 
 from pipeline.errors import InvalidEvent, Problem, ShopstreamError
-from pipeline.events import InvoiceEvent
+from pipeline.events import InvalidJson, InvoiceEvent, load_json, size_problem
 from pipeline.kaggle import SourceLine, group_rows, parse_row
 
 MAX_LISTED_REJECTIONS = 1000
@@ -55,6 +59,7 @@ class ParsedBody:
     items: int
     events: list[InvoiceEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    accepted_indexes: list[int] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -68,15 +73,15 @@ class IngestOutcome:
 
 
 def parse_body(body: str | bytes, *, max_bytes: int) -> ParsedBody:
-    size = len(body.encode("utf-8")) if isinstance(body, str) else len(body)
+    size = len(body.encode("utf-8", "surrogatepass")) if isinstance(body, str) else len(body)
     if size > max_bytes:
         raise PayloadTooLarge(size, max_bytes)
     if not body or not body.strip():
         raise InvalidRequest(Problem("body", "is empty; send a JSON object or array of invoice events or raw rows"))
     try:
-        data = json.loads(body, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(Problem("body", f"is not valid JSON: {exc}")) from None
+        data = load_json(body)
+    except InvalidJson as exc:
+        raise InvalidRequest(Problem("body", str(exc))) from None
     items = data if isinstance(data, list) else [data]
     if not isinstance(data, (list, dict)):
         raise InvalidRequest(Problem("body", f"must be a JSON object or array, got {type(data).__name__}"))
@@ -134,8 +139,19 @@ def parse_items(items: list[Any]) -> ParsedBody:
         elif seen[1].event_id != event.event_id:
             for i in indexes:
                 rejected[i] = [Problem("invoice_no", f"invoice {event.invoice_no} already appears at item {seen[0]} with different content")]
+    # An event must fit one Kinesis record: a larger invoice is refused whole, every item of it.
+    indexes_of: dict[str, list[int]] = {}
+    for indexes, event in candidates:
+        indexes_of.setdefault(event.invoice_no, []).extend(indexes)
+    for invoice_no, (first, event) in list(chosen.items()):
+        problem = size_problem(event, "lines" if "InvoiceNo" not in items[first] else "InvoiceNo")
+        if problem is not None:
+            del chosen[invoice_no]
+            for i in indexes_of[invoice_no]:
+                rejected.setdefault(i, [problem])
     parsed.events = [event for _, event in chosen.values()]
     parsed.rejections = [Rejection(i, rejected[i]) for i in sorted(rejected)]
+    parsed.accepted_indexes = [i for i in range(len(items)) if i not in rejected]
     return parsed
 
 
@@ -153,12 +169,14 @@ class IngestService:
         if not parsed.rejections:
             return IngestOutcome(202, {"accepted": accepted, "rejected": []})
         listed = parsed.rejections[:MAX_LISTED_REJECTIONS]
+        if parsed.events:  # some written: 207, and which ones, so a client resends only the rest
+            accepted["indexes"] = parsed.accepted_indexes
         return IngestOutcome(
-            400,
+            207 if parsed.events else 400,
             {
                 "message": (
                     f"{len(parsed.rejections)} of {parsed.items} items rejected (not written); "
-                    f"{accepted['items']} accepted"
+                    f"{accepted['items']} accepted" + (" and written" if parsed.events else "")
                 ),
                 "accepted": accepted,
                 "rejected": [r.to_dict() for r in listed],

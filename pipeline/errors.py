@@ -25,7 +25,14 @@ class Problem:
     reason: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "reason": self.reason}
+        return {"field": _encodable(self.field), "reason": _encodable(self.reason)}
+
+
+def _encodable(text: str) -> str:
+    """Text that encodes as UTF-8 whatever the input held (a lone surrogate is escaped)."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class InvalidEvent(ShopstreamError):
@@ -33,7 +40,7 @@ class InvalidEvent(ShopstreamError):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
+        super().__init__("; ".join(f"{_encodable(p.field)}: {_encodable(p.reason)}" for p in problems))
 
 
 class SourceError(ShopstreamError):

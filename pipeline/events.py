@@ -20,7 +20,15 @@ Wire format (``schema_version`` 1), as JSON::
 * ``invoice_date`` is ISO 8601 local shop time, as recorded by the source (no zone).
   A line carries its own ``invoice_date`` only when it differs from the invoice's (43
   invoices of the real data straddle a minute boundary); the invoice's is the earliest.
-* ``customer_id`` is optional: about a quarter of the real lines have none.
+* ``customer_id`` is optional: about a quarter of the real lines have none. It is a
+  customer number: ``17850``, ``"17850"``, ``"17850.0"`` (the source's own spelling),
+  ``17850.0`` and ``"017850"`` are all customer ``"17850"``.
+* Text is valid Unicode (no lone surrogates) and at most :data:`MAX_TEXT` characters; an
+  event's wire JSON is at most :data:`MAX_EVENT_BYTES` bytes (one Kinesis record): a larger
+  invoice is refused, not split.
+* Every check is bounded in work: numbers are range-checked on their exponent before any
+  conversion, number literals longer than :data:`MAX_NUMBER_CHARS` are refused unread,
+  and JSON nested deeper than the decoder's limit is refused (:func:`load_json`).
 * The flags are derived from the data; if a producer sends them they must agree.
 * ``event_id`` is a digest of the content, so the same invoice always has the same id
   and a replay is recognisable as such.
@@ -44,7 +52,16 @@ MAX_LINES_PER_INVOICE = 10_000
 MAX_QUANTITY = 10**9
 MAX_PRICE = Decimal(10**9)
 MAX_PRICE_DECIMALS = 6
+_MAX_PRICE_DIGITS = 9  # Decimal.adjusted() of 10**9: the first out of range
+_MAX_QUANTITY_DIGITS = 9
 MAX_TEXT = 500
+# One event travels as one Kinesis user record (1 MiB with its partition key; the KPL
+# envelope adds a few bytes): an invoice whose wire JSON is larger is refused at the API
+# with the reason, never split. The real data's largest invoice (573585, 1,114 lines) is
+# 128 KB; at its ~115 bytes a line, about 8,700 lines fit.
+MAX_EVENT_BYTES = 1_000_000
+MAX_NUMBER_CHARS = 64  # a number's text (a price, a quantity, a JSON literal): longer is refused unread
+MAX_SHOWN_CHARS = 60  # how much of a bad value a problem echoes
 
 # Stock codes that are charges, fees and adjustments rather than goods. Everything else
 # (including the dotcom "DCGS…" items and gift vouchers, which are sold) is a product.
@@ -97,6 +114,85 @@ def is_adjustment(invoice_no: str) -> bool:
 @lru_cache(maxsize=65_536)
 def is_product(stock_code: str) -> bool:
     return stock_code.upper() not in NON_PRODUCT_STOCK_CODES
+
+
+# ---- bounded checks shared by every input path ------------------------------------------
+
+
+class InvalidJson(ValueError):
+    """A body or record that is not JSON the contract can read; the message says why."""
+
+
+def _decimal_literal(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise InvalidJson(f"holds a number literal of {len(text):,} characters (at most {MAX_NUMBER_CHARS})")
+    return Decimal(text)
+
+
+def load_json(raw: bytes | str) -> Any:
+    """JSON as the contract reads it: a number with a fraction or an exponent as an exact
+    :class:`~decimal.Decimal` (never a float), in work bounded by the input's size.
+
+    Raises :class:`InvalidJson` naming the problem: bytes that are not UTF-8 (with the
+    offset), a number literal over :data:`MAX_NUMBER_CHARS` characters, nesting deeper
+    than the decoder's recursion limit, or plain bad syntax.
+    """
+    try:
+        return json.loads(raw, parse_float=_decimal_literal)
+    except InvalidJson:
+        raise
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start] if isinstance(exc.object, (bytes, bytearray)) else None
+        byte = f"byte 0x{bad:02x}" if bad is not None else "a byte"
+        raise InvalidJson(f"is not valid UTF-8: {byte} at offset {exc.start} (JSON is UTF-8; transcode a Latin-1 "
+                          f"file first)") from None
+    except RecursionError:
+        raise InvalidJson("is nested too deeply (an event needs four levels: array, event, lines, line)") from None
+    except ValueError as exc:  # JSONDecodeError, and Python's 4,300-digit limit on integers
+        raise InvalidJson(f"is not valid JSON: {exc}") from None
+
+
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be a text field (too long, or not valid Unicode), or None."""
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters, got {len(value):,}"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"holds a lone surrogate (U+{ord(value[exc.start]):04X} at character {exc.start}); "
+                    "text must be valid Unicode")
+    return None
+
+
+def shown(value: Any) -> str:
+    """A bad value as a problem quotes it: short, and always encodable as UTF-8."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= MAX_SHOWN_CHARS else value[:MAX_SHOWN_CHARS] + "…")
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a JSON array"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"  # str() may refuse it
+    text = str(value) if isinstance(value, Decimal) else repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "…"
+
+
+def shown_field(name: str) -> str:
+    """A field name from the input (an unknown key), safe to put in a problem."""
+    if name.isascii() and name.isprintable() and len(name) <= MAX_SHOWN_CHARS:
+        return name
+    return shown(name)[1:-1]
+
+
+def size_problem(event: "InvoiceEvent", field: str = "lines") -> Problem | None:
+    """A problem if the event's wire JSON does not fit one Kinesis record."""
+    size = len(event.to_json())
+    if size <= MAX_EVENT_BYTES:
+        return None
+    return Problem(field, f"the invoice is {size:,} bytes as an event ({len(event.lines):,} lines); an event "
+                          f"must fit one Kinesis record, at most {MAX_EVENT_BYTES:,} bytes: send fewer or shorter lines")
 
 
 class InvoiceLine(NamedTuple):
@@ -232,9 +328,9 @@ class InvoiceEvent:
     @classmethod
     def from_json(cls, raw: bytes | str) -> "InvoiceEvent":
         try:
-            data = json.loads(raw, parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidEvent([Problem("$", f"not valid JSON: {exc}")]) from exc
+            data = load_json(raw)
+        except InvalidJson as exc:
+            raise InvalidEvent([Problem("$", str(exc))]) from None
         return _parse_event(data, "")
 
 
@@ -264,27 +360,40 @@ def _days_in_month(year: int, month: int) -> int:
 
 
 def parse_price(value: Any) -> Decimal | str:
-    """A price as an exact Decimal, or the reason it is not one."""
+    """A price as an exact Decimal, or the reason it is not one.
+
+    The range is checked on the exponent before any arithmetic, so ``1e1000000`` costs
+    what ``1`` does (abs() of it would overflow the decimal context).
+    """
     if isinstance(value, bool):
         return "must be a decimal string, got a boolean"
     if isinstance(value, float):
         return "must be a decimal string or exact JSON number, got a binary float"
     if isinstance(value, int):
+        if abs(value) >= MAX_PRICE:
+            return f"must be below {MAX_PRICE} in absolute value"
         price = Decimal(value)
     elif isinstance(value, Decimal):
         price = value
     elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_NUMBER_CHARS:
+            return f"must be a decimal number of at most {MAX_NUMBER_CHARS} characters, got {len(text):,}"
         try:
-            price = Decimal(value.strip())
+            price = Decimal(text)
         except InvalidOperation:
-            return f"must be a decimal number, got {value!r}"
+            return f"must be a decimal number, got {shown(value)}"
     else:
         return f"must be a decimal string, got {type(value).__name__}"
     if not price.is_finite():
-        return f"must be finite, got {value!r}"
-    if abs(price) >= MAX_PRICE:
+        return f"must be finite, got {shown(value)}"
+    if not price:
+        return price
+    if price.adjusted() >= _MAX_PRICE_DIGITS:
         return f"must be below {MAX_PRICE} in absolute value"
-    if price and price.normalize().as_tuple().exponent < -MAX_PRICE_DECIMALS:  # type: ignore[operator]
+    _, digits, exponent = price.as_tuple()
+    trailing = len(digits) - len(bytes(digits).rstrip(b"\0"))  # zeros after the last significant digit
+    if -(exponent + trailing) > MAX_PRICE_DECIMALS:  # type: ignore[operator]
         return f"has more than {MAX_PRICE_DECIMALS} decimal places"
     return price
 
@@ -296,11 +405,20 @@ def parse_quantity(value: Any) -> int | str:
         qty = value
     elif isinstance(value, str):
         text = value.strip()
+        if len(text) > MAX_NUMBER_CHARS:
+            return f"must be an integer of at most {MAX_NUMBER_CHARS} characters, got {len(text):,}"
         try:
             qty = int(text)
         except ValueError:
-            return f"must be an integer, got {value!r}"
-    elif isinstance(value, Decimal) and value == value.to_integral_value():
+            return f"must be an integer, got {shown(value)}"
+    elif isinstance(value, Decimal):
+        # range first, on the exponent: int(Decimal("1e1000000")) would take a minute
+        if not value.is_finite():
+            return f"must be an integer, got {shown(value)}"
+        if value and value.adjusted() >= _MAX_QUANTITY_DIGITS:
+            return f"must be below {MAX_QUANTITY} in absolute value"
+        if value != value.to_integral_value():
+            return f"must be an integer, got {shown(value)}"
         qty = int(value)
     else:
         return f"must be an integer, got {type(value).__name__}"
@@ -310,13 +428,20 @@ def parse_quantity(value: Any) -> int | str:
 
 
 def normalize_customer_id(value: Any) -> str | None | Problem:
-    """``17850`` / ``"17850"`` / ``"17850.0"`` → ``"17850"``; empty → None."""
+    """A customer number in its one spelling: ``17850``, ``"17850"``, ``"17850.0"``,
+    ``17850.0`` and ``"017850"`` are all ``"17850"``; empty → None."""
     if value is None:
         return None
     if isinstance(value, bool):
         return Problem("customer_id", "must be a string of digits or null, got a boolean")
     if isinstance(value, int):
+        if value < 0 or value.bit_length() > 70:
+            return Problem("customer_id", f"must be a customer number of at most 20 digits, got {shown(value)}")
         text = str(value)
+    elif isinstance(value, Decimal):
+        if not value.is_finite() or value < 0 or (value and value.adjusted() >= 20) or value != value.to_integral_value():
+            return Problem("customer_id", f"must be a whole customer number of at most 20 digits, got {shown(value)}")
+        text = str(int(value))
     elif isinstance(value, str):
         text = value.strip()
         if not text:
@@ -325,8 +450,11 @@ def normalize_customer_id(value: Any) -> str | None | Problem:
             text = text[:-2]
     else:
         return Problem("customer_id", f"must be a string of digits or null, got {type(value).__name__}")
+    if len(text) > 40 or not text.isascii() or not text.isdigit():
+        return Problem("customer_id", f"must be digits, got {shown(value)}")
+    text = text.lstrip("0") or "0"
     if _CUSTOMER_ID.fullmatch(text) is None:
-        return Problem("customer_id", f"must be digits, got {value!r}")
+        return Problem("customer_id", f"must be a customer number of at most 20 digits, got {shown(value)}")
     return text
 
 
@@ -341,8 +469,9 @@ def _text(value: Any, field: str, problems: list[Problem], *, required: bool = T
     if required and not value.strip():
         problems.append(Problem(field, "must not be empty"))
         return None
-    if len(value) > MAX_TEXT:
-        problems.append(Problem(field, f"must be at most {MAX_TEXT} characters"))
+    reason = text_problem(value)
+    if reason is not None:
+        problems.append(Problem(field, reason))
         return None
     return value
 
@@ -355,22 +484,22 @@ def _parse_event(data: Any, path: str) -> InvoiceEvent:
 
     unknown = data.keys() - _TOP_FIELDS
     if unknown:
-        problems.append(Problem(f"{p}{sorted(unknown)[0]}", f"unknown field (allowed: {', '.join(sorted(_TOP_FIELDS))})"))
+        problems.append(Problem(f"{p}{shown_field(sorted(unknown)[0])}", f"unknown field (allowed: {', '.join(sorted(_TOP_FIELDS))})"))
 
     version = data.get("schema_version")
     if version is None:
         problems.append(Problem(f"{p}schema_version", "is required"))
     elif isinstance(version, bool) or version != SCHEMA_VERSION:
-        problems.append(Problem(f"{p}schema_version", f"must be {SCHEMA_VERSION}, got {version!r}"))
+        problems.append(Problem(f"{p}schema_version", f"must be {SCHEMA_VERSION}, got {shown(version)}"))
     event_type = data.get("event_type", EVENT_TYPE)
     if event_type != EVENT_TYPE:
-        problems.append(Problem(f"{p}event_type", f"must be {EVENT_TYPE!r}, got {event_type!r}"))
+        problems.append(Problem(f"{p}event_type", f"must be {EVENT_TYPE!r}, got {shown(event_type)}"))
 
     invoice_no = data.get("invoice_no")
     if invoice_no is None:
         problems.append(Problem(f"{p}invoice_no", "is required"))
     elif not isinstance(invoice_no, str) or _INVOICE_NO.fullmatch(invoice_no) is None:
-        problems.append(Problem(f"{p}invoice_no", f"must be 1-40 letters, digits, '-' or '_', got {invoice_no!r}"))
+        problems.append(Problem(f"{p}invoice_no", f"must be 1-40 letters, digits, '-' or '_', got {shown(invoice_no)}"))
         invoice_no = None
 
     raw_date = data.get("invoice_date")
@@ -378,7 +507,7 @@ def _parse_event(data: Any, path: str) -> InvoiceEvent:
     if raw_date is None:
         problems.append(Problem(f"{p}invoice_date", "is required"))
     elif invoice_date is None:
-        problems.append(Problem(f"{p}invoice_date", f"must be an ISO 8601 date-time like 2010-12-01T08:26:00, got {raw_date!r}"))
+        problems.append(Problem(f"{p}invoice_date", f"must be an ISO 8601 date-time like 2010-12-01T08:26:00, got {shown(raw_date)}"))
 
     customer = normalize_customer_id(data.get("customer_id"))
     if isinstance(customer, Problem):
@@ -439,8 +568,8 @@ def _fast_line(raw: Any) -> InvoiceLine | None:
     price = raw.get("unit_price")
     if (
         type(line_no) is int and line_no >= 1
-        and type(code) is str and 0 < len(code) <= MAX_TEXT and not code.isspace()
-        and (description is None or (type(description) is str and len(description) <= MAX_TEXT))
+        and type(code) is str and 0 < len(code) <= MAX_TEXT and code.isascii() and not code.isspace()
+        and (description is None or (type(description) is str and len(description) <= MAX_TEXT and description.isascii()))
         and type(quantity) is int and -MAX_QUANTITY < quantity < MAX_QUANTITY
         and type(price) is str
     ):
@@ -457,12 +586,12 @@ def _parse_line(raw: Any, path: str, invoice_date: str | None, problems: list[Pr
     start = len(problems)
     unknown = raw.keys() - _LINE_FIELDS
     if unknown:
-        problems.append(Problem(f"{path}.{sorted(unknown)[0]}", f"unknown field (allowed: {', '.join(sorted(_LINE_FIELDS))})"))
+        problems.append(Problem(f"{path}.{shown_field(sorted(unknown)[0])}", f"unknown field (allowed: {', '.join(sorted(_LINE_FIELDS))})"))
     line_no = raw.get("line_no")
     if line_no is None:
         problems.append(Problem(f"{path}.line_no", "is required"))
     elif isinstance(line_no, bool) or not isinstance(line_no, int) or line_no < 1:
-        problems.append(Problem(f"{path}.line_no", f"must be a positive integer, got {line_no!r}"))
+        problems.append(Problem(f"{path}.line_no", f"must be a positive integer, got {shown(line_no)}"))
     stock_code = _text(raw.get("stock_code"), f"{path}.stock_code", problems)
     description = raw.get("description")
     if description is not None:
@@ -485,7 +614,7 @@ def _parse_line(raw: Any, path: str, invoice_date: str | None, problems: list[Pr
     if raw.get("invoice_date") is not None:
         line_date = normalize_timestamp(raw["invoice_date"])
         if line_date is None:
-            problems.append(Problem(f"{path}.invoice_date", f"must be an ISO 8601 date-time, got {raw['invoice_date']!r}"))
+            problems.append(Problem(f"{path}.invoice_date", f"must be an ISO 8601 date-time, got {shown(raw['invoice_date'])}"))
         elif line_date == invoice_date:
             line_date = None
     if len(problems) > start:

@@ -20,7 +20,13 @@ def _default(value: Any) -> Any:
 
 
 def dumps(body: Any) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_default)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate echoed from the input: escape everything
+            text = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=_default)
+    return text
 
 
 def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:

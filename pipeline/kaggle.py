@@ -35,6 +35,7 @@ from typing import IO, Any, Iterable, Iterator, Mapping
 
 from pipeline.errors import Problem, SourceError, SourceRowError
 from pipeline.events import (
+    MAX_TEXT,
     InvoiceEvent,
     _INVOICE_NO,
     build_event,
@@ -42,6 +43,8 @@ from pipeline.events import (
     normalize_timestamp,
     parse_price,
     parse_quantity,
+    shown,
+    text_problem,
 )
 
 COLUMNS = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country")
@@ -93,9 +96,11 @@ def _as_text(column: str, value: Any) -> Any:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):
-        if column == "CustomerID" and value == value.to_integral_value():
-            return str(int(value))
-        return format(value, "f")
+        if column == "CustomerID":
+            return value  # read as a number by normalize_customer_id, range first
+        if value.is_finite() and -30 <= value.adjusted() <= 30:
+            return format(value, "f")
+        return str(value)  # 1E+1000000 stays short, and the range check refuses it
     return value
 
 
@@ -110,8 +115,8 @@ def parse_text_row(
     when = parse_timestamp(invoice_date) if isinstance(invoice_date, str) else None
     if (
         isinstance(header, tuple) and type(qty) is int and type(price) is Decimal and when is not None
-        and isinstance(stock_code, str) and stock_code.strip()
-        and (description is None or isinstance(description, str))
+        and isinstance(stock_code, str) and stock_code.strip() and stock_code.isascii() and len(stock_code) <= MAX_TEXT
+        and (description is None or (isinstance(description, str) and description.isascii() and len(description) <= MAX_TEXT))
     ):
         return SourceLine(header[0], header[1], header[2], stock_code, description or None, qty, price, when)
 
@@ -122,14 +127,20 @@ def parse_text_row(
         problems.extend(header)
     if not isinstance(stock_code, str) or not stock_code.strip():
         problems.append(Problem("StockCode", "is required" if stock_code in (None, "") else "must be text"))
+    elif (reason := text_problem(stock_code)) is not None:
+        problems.append(Problem("StockCode", reason))
     if description is not None and not isinstance(description, str):
         problems.append(Problem("Description", f"must be text, got {type(description).__name__}"))
+    elif description is not None and (reason := text_problem(description)) is not None:
+        problems.append(Problem("Description", reason))
     if isinstance(qty, str):
         problems.append(Problem("Quantity", qty))
     if isinstance(price, str):
         problems.append(Problem("UnitPrice", price))
     if when is None:
-        problems.append(Problem("InvoiceDate", f"must look like 12/1/2010 8:26 or 2010-12-01 08:26:00, got {invoice_date!r}"))
+        problems.append(Problem("InvoiceDate", f"must look like 12/1/2010 8:26 or 2010-12-01 08:26:00, got {shown(invoice_date)}"))
+    if not problems:  # non-ASCII text, checked and valid
+        return SourceLine(header[0], header[1], header[2], stock_code, description or None, qty, price, when)  # type: ignore[index,arg-type]
     return problems
 
 
@@ -149,12 +160,14 @@ def _header(invoice_no: Any, customer_id: Any, country: Any) -> tuple[str, str |
     if not isinstance(invoice_no, str) or not invoice_no.strip():
         problems.append(Problem("InvoiceNo", "is required" if invoice_no in (None, "") else "must be text"))
     elif _INVOICE_NO.fullmatch(invoice_no.strip()) is None:
-        problems.append(Problem("InvoiceNo", f"must be letters and digits, got {invoice_no!r}"))
+        problems.append(Problem("InvoiceNo", f"must be letters and digits, got {shown(invoice_no)}"))
     customer = normalize_customer_id(customer_id)
     if isinstance(customer, Problem):
         problems.append(Problem("CustomerID", customer.reason))
     if not isinstance(country, str) or not country.strip():
         problems.append(Problem("Country", "is required"))
+    elif (reason := text_problem(country)) is not None:
+        problems.append(Problem("Country", reason))
     if problems:
         return problems
     return invoice_no.strip(), customer, country  # type: ignore[union-attr,return-value]

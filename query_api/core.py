@@ -5,7 +5,7 @@ import re
 from typing import Any, Mapping, Protocol
 
 from pipeline.errors import BadRequest, NotFound
-from pipeline.events import _INVOICE_NO, normalize_customer_id, normalize_timestamp
+from pipeline.events import _INVOICE_NO, normalize_customer_id, normalize_timestamp, shown, shown_field
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -24,14 +24,14 @@ class InvoiceReader(Protocol):
 
 def parse_invoice_no(value: str) -> str:
     if _INVOICE_NO.fullmatch(value or "") is None:
-        raise BadRequest("invoice_no", f"must be 1-40 letters, digits, '-' or '_' (like 536365 or C536379), got {value!r}")
+        raise BadRequest("invoice_no", f"must be 1-40 letters, digits, '-' or '_' (like 536365 or C536379), got {shown(value)}")
     return value
 
 
 def parse_customer_id(value: str) -> str:
     customer = normalize_customer_id(value)
     if customer is None or not isinstance(customer, str):
-        raise BadRequest("customer_id", f"must be a customer number (digits, like 17850), got {value!r}")
+        raise BadRequest("customer_id", f"must be a customer number (digits, like 17850), got {shown(value)}")
     return customer
 
 
@@ -43,17 +43,16 @@ def parse_bound(name: str, value: str | None, *, end_of_day: bool) -> str | None
         text += " 23:59:59" if end_of_day else " 00:00:00"
     stamp = normalize_timestamp(text)
     if stamp is None:
-        raise BadRequest(name, f"must be a date (2011-01-31) or ISO 8601 date-time (2011-01-31T17:00:00), got {value!r}")
+        raise BadRequest(name, f"must be a date (2011-01-31) or ISO 8601 date-time (2011-01-31T17:00:00), got {shown(value)}")
     return stamp
 
 
 def parse_limit(value: str | None) -> int:
     if value is None or value == "":
         return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise BadRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}, got {value!r}") from None
+    if not (value.isascii() and value.isdigit() and len(value) <= 6):
+        raise BadRequest("limit", f"must be an integer from 1 to {MAX_LIMIT}, got {shown(value)}")
+    limit = int(value)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest("limit", f"must be from 1 to {MAX_LIMIT}, got {limit}")
     return limit
@@ -74,7 +73,7 @@ class QueryService:
         params = dict(query or {})
         unknown = sorted(set(params) - set(LIST_PARAMETERS))
         if unknown:
-            raise BadRequest(unknown[0], f"is not a parameter of this listing (use {', '.join(LIST_PARAMETERS)})")
+            raise BadRequest(shown_field(unknown[0]), f"is not a parameter of this listing (use {', '.join(LIST_PARAMETERS)})")
         date_from = parse_bound("from", params.get("from"), end_of_day=False)
         date_to = parse_bound("to", params.get("to"), end_of_day=True)
         if date_from and date_to and date_from > date_to:

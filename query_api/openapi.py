@@ -148,7 +148,11 @@ DOCUMENT: dict[str, Any] = {
                 },
                 "responses": {
                     "202": _json("every item accepted", "IngestAccepted"),
-                    "400": _json("some or all items rejected (listed by index, field and reason; the others were accepted), or the body is unusable", "IngestRejected"),
+                    "207": _json("some items written (accepted.indexes), the others rejected (listed by index, field and "
+                                 "reason; resend only those, fixed)", "IngestRejected"),
+                    "400": _json("every item rejected (listed by index, field and reason), or the body is unusable (not "
+                                 "UTF-8, not JSON, nested too deeply, a number literal over 64 characters, not base64 "
+                                 "although flagged so)", "IngestRejected"),
                     "413": _error("body over the size limit (5 MiB)"),
                     "503": _error("the stream is not accepting records; retry (writes are idempotent)"),
                 },
@@ -220,7 +224,10 @@ DOCUMENT: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "message": {"type": "string"},
-                    "accepted": {"type": "object"},
+                    "accepted": {"type": "object", "properties": {
+                        "items": {"type": "integer"}, "events": {"type": "integer"}, "lines": {"type": "integer"},
+                        "records": {"type": "integer"},
+                        "indexes": {"type": "array", "items": {"type": "integer"}, "description": "the items written (207 only)"}}},
                     "rejected_total": {"type": "integer"},
                     "rejected": {
                         "type": "array",

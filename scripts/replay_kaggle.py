@@ -34,7 +34,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from pipeline.errors import SourceError  # noqa: E402
-from pipeline.events import InvoiceEvent, money_display, money_str  # noqa: E402
+from pipeline.events import InvoiceEvent, money_display, money_str, size_problem  # noqa: E402
 from pipeline.kaggle import DEFAULT_GROUP_WINDOW, InvoiceGrouper, read_invoices, resolve_sources  # noqa: E402
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
@@ -166,7 +166,7 @@ class HttpSender:
                 if status == 202:
                     self._sent(batch)
                     return
-                if status == 400:
+                if status in (207, 400):  # 207: some written, 400: none; both list the rejected by index
                     self._partly_rejected(batch, response)
                     return
                 if status == 413 and len(batch) > 1:  # split and try the halves
@@ -194,10 +194,19 @@ class HttpSender:
         try:
             body = response.json()
             rejected = {r["index"]: r["problems"] for r in body.get("rejected", [])}
-            total = body.get("rejected_total", len(rejected))
-        except (ValueError, KeyError, TypeError):
-            rejected, total = {}, len(batch)
-        self._sent([item for i, item in enumerate(batch) if i not in rejected] if rejected else [])
+            if response.status_code == 400:  # nothing was written
+                written = []
+            else:  # 207: the items written are listed (or, from an older API, all but the rejected)
+                written = body.get("accepted", {}).get("indexes") or [i for i in range(len(batch)) if i not in rejected]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            body, rejected, written = {}, {}, []
+        written_set = set(written)
+        self._sent([item for i, item in enumerate(batch) if i in written_set])
+        total = len(batch) - len(written_set)  # every item not written is rejected, listed or not
+        if not rejected and total:
+            with self.lock:
+                self.stats.note(f"request of {len(batch)} events rejected: HTTP {response.status_code}: "
+                                f"{(body.get('problems') or [{}])[0].get('reason') or body.get('message') or response.text[:200]}")
         with self.lock:
             self.stats.rejected_items += total
             for index, problems in list(rejected.items())[:5]:
@@ -224,7 +233,17 @@ class StreamSender:
 
         producer = getattr(self._local, "producer", None) or self._make()
         self._local.producer = producer
-        events = [e for e, _ in batch]
+        events = []
+        for event, _ in batch:  # what the API refuses, the stream is not sent either
+            problem = size_problem(event)
+            if problem is None:
+                events.append(event)
+                continue
+            with self.lock:
+                self.stats.rejected_items += 1
+                self.stats.note(f"invoice {event.invoice_no} rejected: {problem.field}: {problem.reason}")
+        if not events:
+            return
         try:
             result = producer.send(events)
         except ShopstreamError as exc:

@@ -178,6 +178,12 @@ def test_http_errors_name_the_problem(stack):
     assert status == 404
     status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"cursor": "garbage"})
     assert status == 400 and body["problems"][0]["field"] == "cursor"
+    # a well-formed cursor with a tampered key: DynamoDB would refuse it, which read as "retry" (503)
+    status, page = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"limit": "1"})
+    key = json.loads(base64.urlsafe_b64decode(page["next_cursor"] + "=" * (-len(page["next_cursor"]) % 4)))
+    tampered = base64.urlsafe_b64encode(json.dumps({**key, "part": {"S": "zero"}}).encode()).decode()
+    status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"cursor": tampered})
+    assert status == 400 and body["problems"][0]["field"] == "cursor"
     status, body = post(stack, '{"schema_version": 1, "invoice_no": "1"')
     assert status == 400 and "not valid JSON" in body["problems"][0]["reason"]
     status, body = post(stack, "[" + " " * (5 * 1024 * 1024) + "]")

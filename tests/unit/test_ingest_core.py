@@ -40,8 +40,9 @@ def test_raw_rows_of_an_invoice_are_grouped_into_one_event():
 def test_invalid_items_are_listed_and_the_valid_ones_accepted():
     bad = event_dict(invoice_no="53 6365")
     outcome, sent = ingest([event_dict(), bad, 7])
-    assert outcome.status == 400
+    assert outcome.status == 207  # some written: a client resends only the rejected ones
     assert outcome.body["accepted"]["events"] == 1
+    assert outcome.body["accepted"]["indexes"] == [0]
     assert [r["index"] for r in outcome.body["rejected"]] == [1, 2]
     assert outcome.body["rejected"][0]["problems"][0]["field"] == "invoice_no"
     assert [e.invoice_no for e in sent] == ["536365"]
@@ -82,3 +83,10 @@ def test_unusable_bodies(body, field):
 def test_oversize_body_is_refused_before_parsing():
     with pytest.raises(PayloadTooLarge, match="limit is 10 bytes"):
         parse_body("[" + " " * 20 + "]", max_bytes=10)
+
+
+def test_nothing_accepted_is_a_400_without_indexes():
+    outcome, sent = ingest([event_dict(invoice_no="53 6365"), 7])
+    assert outcome.status == 400 and sent == []
+    assert "indexes" not in outcome.body["accepted"]
+    assert outcome.body["rejected_total"] == 2

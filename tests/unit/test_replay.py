@@ -96,7 +96,7 @@ def test_transient_failures_are_retried_and_everything_is_delivered(api, monkeyp
 
 
 def test_rejected_items_are_counted_named_and_fail_the_exit_status(api, tmp_path):
-    ScriptedApi.script = [(400, lambda b: {"accepted": {}, "rejected_total": 1,
+    ScriptedApi.script = [(207, lambda b: {"accepted": {"indexes": list(range(1, len(b)))}, "rejected_total": 1,
                                            "rejected": [{"index": 0, "problems": [{"field": "country", "reason": "is required"}]}]})]
     report = tmp_path / "report.json"
     code = main([str(SAMPLE), "--endpoint", api, "--limit", "5", "--quiet", "--report", str(report)])
@@ -104,6 +104,18 @@ def test_rejected_items_are_counted_named_and_fail_the_exit_status(api, tmp_path
     assert code == 1
     assert summary["rejected_items"] == 1 and summary["events_sent"] == 4
     assert "country: is required" in summary["first_problems"][0]
+
+
+def test_a_request_refused_whole_counts_every_event_as_rejected(api, tmp_path):
+    # a 400 for the body as a whole lists no items: all of them are rejected, none is lost from the count
+    ScriptedApi.script = [(400, lambda b: {"message": "the request body is not usable",
+                                           "problems": [{"field": "body", "reason": "is nested too deeply"}]})]
+    report = tmp_path / "report.json"
+    code = main([str(SAMPLE), "--endpoint", api, "--limit", "5", "--batch-events", "5", "--quiet", "--report", str(report)])
+    summary = json.loads(report.read_text())
+    assert code == 1
+    assert summary["rejected_items"] == 5 and summary["events_sent"] == 0
+    assert any("is nested too deeply" in p for p in summary["first_problems"])
 
 
 def test_a_bad_source_path_is_a_clear_usage_error(capsys):
