@@ -34,9 +34,11 @@ def _config(args: argparse.Namespace) -> stack.StackConfig:
 
 def cmd_up(args: argparse.Namespace) -> int:
     config = _config(args)
+    restarting = stack.can_restart(config)
     info = stack.up(config)
     print()
-    print(f"shopstream is up (terraform apply {info.terraform_s:.1f}s)")
+    print("shopstream is up (the local runtime restarted against the running emulator)" if restarting
+          else f"shopstream is up (terraform apply {info.terraform_s:.1f}s)")
     print(f"  HTTP API   {config.api_url}   e.g. curl {config.api_url}/invoices/536365")
     print(f"  emulator   {config.emulator_url}   (AWS_ENDPOINT_URL={config.emulator_url} aws kinesis list-streams)")
     print(f"  runtime    {config.admin_url}/status")
@@ -44,6 +46,12 @@ def cmd_up(args: argparse.Namespace) -> int:
           "   (shopstream sql \"select count(*) from fact_invoice_lines\")")
     print(f"  logs       {config.log_dir}")
     print("  next       shopstream replay data/sample/online-retail-2010-12-01_to_03.csv · shopstream down")
+    return 0
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    stack.restart(_config(args))
+    print("the local runtime is up again; each consumer goes on from its checkpoint")
     return 0
 
 
@@ -61,6 +69,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     emulator, runtime = state["emulator"], state["runtime"]
     print(f"emulator  {'up' if emulator['answering'] else 'down'}  {emulator['url']}  pid {emulator['pid'] or '-'}")
     print(f"runtime   {'up' if runtime['status'] else 'down'}  {runtime['admin_url']}  pid {runtime['pid'] or '-'}")
+    for problem in state["problems"]:
+        print(f"  PROBLEM   {problem}")
     for line in describe_consumers((runtime["status"] or {}).get("consumers", [])):
         print(line)
     for schedule in (runtime["status"] or {}).get("schedules", []):
@@ -68,7 +78,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             "ok" if schedule.get("last_ok") else f"failed: {schedule.get('last_error')}")
         print(f"  schedule  {schedule.get('name')} {schedule.get('expression')}: {schedule.get('runs', 0)} runs, "
               f"last {last}")
-    return 0 if emulator["answering"] else 1
+    return 0 if state["ok"] else 1
 
 
 def describe_consumers(consumers: list[dict]) -> list[str]:
@@ -240,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="start the emulator, apply the Terraform, start the local runtime")
     up.add_argument("--warehouse", help=warehouse_help)
     up.set_defaults(func=cmd_up)
+    sub.add_parser("restart", help="restart the local runtime against the running emulator, from its checkpoints"
+                   ).set_defaults(func=cmd_restart)
     sub.add_parser("down", help="stop everything and forget local state").set_defaults(func=cmd_down)
     status = sub.add_parser("status", help="what runs and where the consumers are")
     status.add_argument("--json", action="store_true")

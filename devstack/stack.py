@@ -12,7 +12,9 @@ started them (``shopstream up`` returns; ``shopstream down`` stops them):
 Everything they keep lives under the state directory (``.shopstream/`` by default):
 pid files, logs, Terraform's local-mode state, the runtime's checkpoints, the DuckDB
 warehouse. The emulator keeps its data in memory, so ``down`` also forgets the Terraform
-state and checkpoints that referred to it, and ``up`` starts the warehouse empty.
+state and checkpoints that referred to it, and ``up`` starts the warehouse empty. The
+runtime keeps nothing the emulator does not: ``restart`` (or ``up`` while the emulator
+runs) starts a new runtime against the running emulator, from the checkpoints.
 """
 from __future__ import annotations
 
@@ -177,13 +179,25 @@ def aws_env(config: StackConfig) -> dict[str, str]:
 
 
 def _pid(config: StackConfig, name: str) -> int | None:
+    """The live process behind a pid file (a killed one that is not yet reaped, a zombie,
+    is not alive: it is reaped here when it is our child)."""
     path = config.run_dir / f"{name}.pid"
     try:
         pid = int(path.read_text())
         os.kill(pid, 0)
-        return pid
     except (OSError, ValueError):
         return None
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return None  # our child, and it had exited
+    except ChildProcessError:
+        pass
+    try:
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+    except (OSError, IndexError):
+        pass
+    return pid
 
 
 def _write_pid(config: StackConfig, name: str, pid: int) -> None:
@@ -231,10 +245,51 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def can_restart(config: StackConfig) -> bool:
+    """The emulator runs with its deployment and the runtime does not (it crashed or was
+    stopped): ``up`` restarts the runtime against it instead of refusing."""
+    return (_pid(config, "runtime") is None and _pid(config, "emulator") is not None
+            and StackInfo.load(config) is not None and is_up(config.emulator_url))
+
+
+def restart(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
+    """Restart the local runtime against the running emulator and the state it left:
+    nothing is re-applied, the checkpoints under the state directory are kept, so each
+    consumer goes on from its last checkpoint (what was delivered after it is delivered
+    again, which every write tolerates)."""
+    info = StackInfo.load(config)
+    if info is None or _pid(config, "emulator") is None or not is_up(config.emulator_url):
+        raise StackError(f"no running emulator with a deployment to restart against (state in {config.state_dir}); "
+                         "its state lives in memory, so once it has stopped run `shopstream down && shopstream up`")
+    if _stop_pid(config, "runtime"):
+        say("• local runtime   stopped")
+    for name, port in (("gateway", config.gateway_port), ("admin API", config.admin_port)):
+        if not _wait_port_free(port):
+            raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
+    say(f"• local runtime   restarting against the running emulator (checkpoints kept); gateway on {config.api_url}")
+    _start_runtime(config)
+    return info
+
+
+def _wait_port_free(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not _port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
-    """Start the emulator, apply the Terraform to it, start the local runtime."""
+    """Start the emulator, apply the Terraform, start the local runtime (or, when the
+    emulator already runs with its deployment and only the runtime is gone, restart the
+    runtime: :func:`restart`)."""
+    if can_restart(config):
+        say("• emulator        already up with its deployment")
+        return restart(config, say=say)
     if is_running(config):
-        raise StackError(f"the stack is already up (state in {config.state_dir}); run `shopstream down` first")
+        raise StackError(f"the stack is already up (state in {config.state_dir}); `shopstream restart` restarts the "
+                         "runtime, `shopstream down` stops everything")
     for name, port in (("emulator", config.emulator_port), ("gateway", config.gateway_port), ("admin API", config.admin_port)):
         if not _port_free(port):
             raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
@@ -350,8 +405,27 @@ def status(config: StackConfig) -> dict[str, Any]:
             runtime_status = requests.get(f"{config.admin_url}/status", timeout=2).json()
         except (requests.RequestException, ValueError):
             runtime_status = None
+    problems = []
+    emulator_pid = _pid(config, "emulator")
+    answering = is_up(config.emulator_url)
+    if emulator_pid is None and (config.run_dir / "emulator.pid").exists():
+        problems.append("the emulator's process has exited: the stream, tables and buckets it kept in memory are gone; "
+                        "run `shopstream down && shopstream up` and replay")
+    elif emulator_pid is not None and not answering:
+        problems.append(f"the emulator (pid {emulator_pid}) does not answer on {config.emulator_url}")
+    if info is not None and _pid(config, "runtime") is None:
+        problems.append("the local runtime is not running: `shopstream restart` (or `shopstream up`) starts it against "
+                        "the running emulator, from its checkpoints")
+    seen_by_runtime = (runtime_status or {}).get("emulator") or {}
+    if seen_by_runtime.get("lost_deployment"):
+        problems.append(seen_by_runtime["lost_deployment"])
+    unavailable = ((runtime_status or {}).get("gateway") or {}).get("unavailable")
+    if unavailable and unavailable not in problems:
+        problems.append(f"the HTTP API answers 503: {unavailable}")
     return {
-        "emulator": {"pid": _pid(config, "emulator"), "url": config.emulator_url, "answering": is_up(config.emulator_url)},
+        "ok": not problems and answering and runtime_status is not None,
+        "problems": problems,
+        "emulator": {"pid": emulator_pid, "url": config.emulator_url, "answering": answering},
         "runtime": {"pid": _pid(config, "runtime"), "admin_url": config.admin_url, "status": runtime_status},
         "api_url": config.api_url,
         "outputs": info.outputs if info else None,

@@ -40,7 +40,11 @@ from pipeline.kaggle import DEFAULT_GROUP_WINDOW, InvoiceGrouper, read_invoices,
 DEFAULT_ENDPOINT = "http://127.0.0.1:8080"
 DEFAULT_BATCH_EVENTS = 250
 DEFAULT_BATCH_BYTES = 4 * 1024 * 1024  # the ingest API takes 5 MiB per request
-MAX_ATTEMPTS = 6
+# A transient failure (no connection, 5xx, 408, 429) is retried with backoff, as long as
+# this lasts: a runtime restarting or an emulator busy for a minute loses nothing. Only
+# after it is the request counted as failed (and said so): a replay must end.
+RETRY_FOR_SECONDS = 300.0
+MAX_BACKOFF_SECONDS = 5.0
 FLUSH_SECONDS = 0.1
 
 
@@ -137,12 +141,16 @@ def batches(scheduled: Iterable[tuple[float, InvoiceEvent]], *, max_events: int,
 class HttpSender:
     """POST /events with keep-alive sessions, one per worker thread."""
 
-    def __init__(self, endpoint: str, stats: ReplayStats, lock: threading.Lock, *, timeout: float = 60.0):
+    def __init__(self, endpoint: str, stats: ReplayStats, lock: threading.Lock, *, timeout: float = 60.0,
+                 retry_for: float = RETRY_FOR_SECONDS, sleep=None, clock=None):
         import requests
 
         self._requests = requests
         self.url = endpoint.rstrip("/") + "/events"
         self.stats, self.lock, self.timeout = stats, lock, timeout
+        self.retry_for = retry_for
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._clock = clock or (lambda: time.monotonic())
         self._local = threading.local()
 
     def _session(self):
@@ -153,12 +161,16 @@ class HttpSender:
 
     def send(self, batch: list[tuple[InvoiceEvent, bytes]]) -> None:
         body = b"[" + b",".join(data for _, data in batch) + b"]"
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
             try:
                 response = self._session().post(self.url, data=body, timeout=self.timeout,
                                                 headers={"Content-Type": "application/json"})
             except self._requests.RequestException as exc:
-                status, detail = None, str(exc)
+                status, detail = None, f"{type(exc).__name__}: {exc}"
             else:
                 status, detail = response.status_code, response.text[:300]
                 with self.lock:
@@ -174,15 +186,21 @@ class HttpSender:
                     self.send(batch[:half])
                     self.send(batch[half:])
                     return
-            if status is not None and status < 500 and status not in (408, 429):
+                retry_after = _seconds(response.headers.get("Retry-After"))
+            transient = status is None or status >= 500 or status in (408, 429)
+            if not transient or self._clock() - started > self.retry_for:
                 break
-            if attempt < MAX_ATTEMPTS:
-                with self.lock:
-                    self.stats.retries += 1
-                time.sleep(min(5.0, 0.2 * 2 ** (attempt - 1)))
+            with self.lock:
+                self.stats.retries += 1
+                if attempt == 3:  # said once per request, not per attempt
+                    self.stats.note(f"still retrying a request of {len(batch)} events: "
+                                    f"{'HTTP ' + str(status) if status else 'no connection'}: {detail[:200]}")
+            self._sleep(min(MAX_BACKOFF_SECONDS, max(retry_after or 0.0, 0.2 * 2 ** min(attempt - 1, 5))))
         with self.lock:
             self.stats.failed_events += len(batch)
-            self.stats.note(f"request of {len(batch)} events failed: HTTP {status}: {detail}")
+            waited = f" after retrying for {self._clock() - started:.0f}s" if transient else ""
+            self.stats.note(f"request of {len(batch)} events failed{waited}: "
+                            f"{'HTTP ' + str(status) if status else 'no connection'}: {detail}")
 
     def _sent(self, batch: list[tuple[InvoiceEvent, bytes]]) -> None:
         with self.lock:
@@ -212,6 +230,14 @@ class HttpSender:
             for index, problems in list(rejected.items())[:5]:
                 first = problems[0] if problems else {}
                 self.stats.note(f"invoice {batch[index][0].invoice_no} rejected: {first.get('field')}: {first.get('reason')}")
+
+
+def _seconds(value: str | None) -> float | None:
+    """A Retry-After given in seconds (the form our API sends), else None."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 class StreamSender:

@@ -31,6 +31,11 @@ Response
     function or integration timeout, or throttling → 503 ``{"message":"Service
     Unavailable"}``; a request body over 10 MB → 413 ``{"message":"Request Entity Too
     Large"}`` without invoking (and an event over Lambda's 6 MB also gets 413).
+
+Availability
+    Until the runtime has read the deployment (and while the emulator does not answer,
+    or no longer holds the deployment), every request gets 503 with ``Retry-After`` and
+    a message saying why, never a 404 a client would take as final.
 """
 from __future__ import annotations
 
@@ -270,6 +275,7 @@ NOT_FOUND = (404, "Not Found")
 INTERNAL = (500, "Internal Server Error")
 UNAVAILABLE = (503, "Service Unavailable")
 TOO_LARGE = (413, "Request Entity Too Large")
+NOT_DISCOVERED = "the local runtime has not read the deployment from the emulator yet; retry"
 
 
 class MalformedResponse(ValueError):
@@ -342,6 +348,7 @@ class GatewayStats:
     not_found: int = 0
     errors_5xx: int = 0
     too_large: int = 0
+    unavailable: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def bump(self, name: str) -> None:
@@ -357,9 +364,18 @@ class GatewayApp:
         self.routes = routes or RouteTable()
         self.stats = GatewayStats()
         self.executor = ThreadPoolExecutor(max_workers=executor_workers, thread_name_prefix="gateway-invoke")
+        # Until the runtime has read the deployment, no route is known: answering 404 then
+        # would tell a client its request can never succeed. While this is set, every
+        # request gets 503 with Retry-After and this reason instead.
+        self.unavailable: str | None = None if routes is not None else NOT_DISCOVERED
 
     def set_routes(self, routes: RouteTable) -> None:
         self.routes = routes
+        self.unavailable = None
+
+    def set_unavailable(self, reason: str | None) -> None:
+        """Answer every request 503 with this reason (None: serve the routes again)."""
+        self.unavailable = reason
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":  # uvicorn runs with lifespan="off"
@@ -392,6 +408,12 @@ class GatewayApp:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
+        unavailable = self.unavailable
+        if unavailable is not None:
+            self.stats.bump("unavailable")
+            response = message_response(503, unavailable)
+            response.headers.append(("retry-after", "1"))
+            return self._finish(response, request_id)
         method = scope["method"]
         raw_path = scope.get("raw_path")
         raw_path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
@@ -437,6 +459,7 @@ class GatewayApp:
     def status(self) -> dict:
         return {
             "apis": [api.to_status() for api in self.routes.apis],
+            "unavailable": self.unavailable, "answered_unavailable": self.stats.unavailable,
             "requests": self.stats.requests, "not_found": self.stats.not_found,
             "errors_5xx": self.stats.errors_5xx, "too_large": self.stats.too_large,
         }

@@ -41,6 +41,12 @@ from devstack.runtime.workers import Invoker
 
 log = logging.getLogger("devstack.runtime")
 
+UNREACHABLE_AFTER = 2  # failed discoveries in a row before the gateway says the emulator is gone
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch))
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_EMULATOR_URL = "http://127.0.0.1:4566"
 DEFAULT_GATEWAY_PORT = 8080
@@ -105,6 +111,7 @@ class LocalRuntime:
                                                 "last_completed_started_at": None, "last_error": None,
                                                 "consecutive_errors": 0}
         self.last_discovery: Discovery | None = None
+        self._held: Discovery | None = None  # the last discovery that found a deployment
         self._logged: set = set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -257,21 +264,49 @@ class LocalRuntime:
             except Exception as exc:
                 state["consecutive_errors"] += 1
                 state["last_error"] = f"{type(exc).__name__}: {exc}"
+                state["failing_since"] = state.get("failing_since") or started
                 n = state["consecutive_errors"]
                 (log.warning if n in (1, 2) or n % 30 == 0 else log.debug)(
                     "cannot read the emulator at %s (%s); keeping the last known state (attempt %d)",
                     self.config.emulator_url, state["last_error"], n)
+                if n >= UNREACHABLE_AFTER or self.last_discovery is None:
+                    self.gateway.set_unavailable(
+                        f"the AWS emulator at {self.config.emulator_url} is not answering "
+                        f"({n} failed reads since {_clock(state['failing_since'])}). Its state lives in memory: if "
+                        "it stopped, the stream, tables and buckets are gone; bring the stack up again "
+                        "(shopstream down && shopstream up) and replay")
                 return None
             if state["consecutive_errors"]:
                 log.info("emulator reachable again after %d failed discoveries", state["consecutive_errors"])
             state["consecutive_errors"] = 0
             state["last_error"] = None
+            state["failing_since"] = None
+            lost = self._lost_deployment(found)
+            state["lost_deployment"] = lost
+            if lost:
+                self._log_once(("lost-deployment", started // 60), "%s", lost)
             self._apply(found)
+            if lost:  # after _apply, which serves the (now empty) routes
+                self.gateway.set_unavailable(lost)
             self.last_discovery = found
             state["count"] += 1
             state["last_completed_at"] = time.time()
             state["last_completed_started_at"] = started
             return found
+
+    def _lost_deployment(self, found: Discovery) -> str | None:
+        """Why the emulator no longer holds what it held (it was restarted: its state
+        lives in memory), or None."""
+        if found.apis or found.functions:
+            self._held = found
+            return None
+        before = self._held
+        if before is None:
+            return None
+        return (f"the AWS emulator at {self.config.emulator_url} answers but no longer holds the deployment "
+                f"({len(before.functions)} functions and {len(before.apis)} HTTP APIs before, none now): it was "
+                "restarted and its state, kept in memory, is gone; bring the stack up again "
+                "(shopstream down && shopstream up) and replay")
 
     def _apply(self, found: Discovery) -> None:
         self.invoker.configure(found.functions)
@@ -437,6 +472,13 @@ class LocalRuntime:
                 "stopping": self._stop.is_set(),
             },
             "discovery": dict(self.discovery_state),
+            # plainly: can the runtime read the emulator, and does it still hold the deployment
+            "emulator": {
+                "answering": self.discovery_state["consecutive_errors"] == 0 and self.last_discovery is not None,
+                "last_error": self.discovery_state["last_error"],
+                "failing_since": self.discovery_state.get("failing_since"),
+                "lost_deployment": self.discovery_state.get("lost_deployment"),
+            },
             "functions": self.invoker.status(),
             # every stream consumer, with its kind (event-source-mapping, …) and its shards
             "consumers": [c.status() for c in sorted(consumers, key=lambda c: (c.kind, c.name, c.consumer_id))],

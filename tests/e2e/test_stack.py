@@ -335,3 +335,43 @@ def test_poison_written_straight_onto_the_stream_is_set_aside_by_every_sink_with
     assert sinks["warehouse"].set_aside["processing_failed"] == 1
     [reason] = sinks["warehouse"].reasons
     assert "Lambda.ProcessingFailed" in reason and "lines[0].quantity" in reason
+
+
+def test_a_killed_runtime_comes_back_with_up_and_the_replay_in_flight_loses_nothing(running, capsys):
+    """The runtime killed (SIGKILL) while a replay runs: the replay retries what could not
+    be sent, `status` says the runtime is gone and how to bring it back, `up` on the
+    running emulator restarts it from its checkpoints, and the table ends as it was."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from devstack import cli
+
+    config, info = running
+    replay_and_drain(config)
+    table = info.outputs["invoices_table_name"]
+    before = table_snapshot(config, table)
+    runtime_pid = int((config.run_dir / "runtime.pid").read_text())
+    os.killpg(runtime_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while stack._pid(config, "runtime") is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    args = ["--state-dir", str(config.state_dir), "--emulator-port", str(config.emulator_port),
+            "--gateway-port", str(config.gateway_port), "--admin-port", str(config.admin_port)]
+    assert cli.main([*args, "status"]) == 1
+    assert "the local runtime is not running: `shopstream restart`" in capsys.readouterr().out
+
+    result = {}
+    sender = threading.Thread(target=lambda: result.update(stats=replay(str(SAMPLE), endpoint=config.api_url, progress=False)))
+    sender.start()  # no connection at first: retried, not counted as failed
+    time.sleep(1.0)
+    assert stack.can_restart(config)
+    stack.up(config, say=lambda line: None)  # the emulator runs with its deployment: the runtime is restarted
+    sender.join(timeout=300)
+    stats = result["stats"]
+    assert stats.ok and stats.failed_events == 0 and stats.events_sent == stats.events_read, stats.first_problems
+    assert stats.retries > 0  # it did meet the dead runtime
+    wait_until_drained(config.admin_url, since=time.time(), timeout=120)
+    assert table_snapshot(config, table) == before
+    assert cli.main([*args, "status"]) == 0, capsys.readouterr().out

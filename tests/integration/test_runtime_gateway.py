@@ -133,3 +133,47 @@ def test_admin_health_and_status_shape(start_runtime):
     assert set(status) >= {"runtime", "discovery", "functions", "consumers", "gateway"}
     assert status["discovery"]["count"] >= 1 and status["discovery"]["last_error"] is None
     assert status["runtime"]["gateway_url"] == runtime.gateway_url
+
+
+def _until(predicate, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def test_an_emulator_that_lost_its_state_or_died_is_said_plainly(start_runtime, tmp_path):
+    """Its state lives in memory: after a restart every route was a 404 while status said
+    "up"; after its death the API answered "retry" forever. Now the gateway and the
+    runtime's status say what happened and what to do."""
+    from devstack.emulator import Emulator, free_port
+    from tests.fixtures.aws import Aws
+
+    private = Emulator.start(free_port())
+    try:
+        aws = Aws(private.endpoint_url)
+        fn = aws.function("tests.fixtures.handlers.http_echo", env={"RECORD_FILE": str(tmp_path / "r.jsonl")})
+        aws.http_api({"POST /events": fn["FunctionArn"]}, invoke_arn_form=True)
+        runtime = start_runtime(emulator_url=private.endpoint_url, state_dir=tmp_path / "private-state")
+        assert request(runtime, "POST", "/events", body=b"{}")[0] == 200
+        assert runtime.status()["emulator"]["answering"] is True
+
+        requests.post(f"{private.endpoint_url}/moto-api/reset", timeout=10)  # what a restarted emulator holds
+        _until(lambda: runtime.status()["emulator"]["lost_deployment"])
+        status, headers, body = request(runtime, "POST", "/events", body=b"{}")
+        assert status == 503 and "no longer holds the deployment" in json.loads(body)["message"]
+        assert dict((k.lower(), v) for k, v in headers)["retry-after"] == "1"
+    finally:
+        private.stop()
+    # one failed read shows in the status; two in a row (not a blip) and the gateway says so too
+    _until(lambda: "is not answering" in (runtime.status()["gateway"]["unavailable"] or ""))
+    assert runtime.status()["emulator"]["answering"] is False
+    status, _, body = request(runtime, "POST", "/events", body=b"{}")
+    assert status == 503 and "is not answering" in json.loads(body)["message"]
+    assert "state lives in memory" in json.loads(body)["message"]
+    assert runtime.status()["emulator"]["last_error"]

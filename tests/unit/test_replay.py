@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.replay_kaggle import ReplayStats, batches, main, replay, schedule
+from pipeline.kaggle import read_invoices
+from scripts.replay_kaggle import HttpSender, ReplayStats, batches, main, replay, schedule
 from tests.conftest import SAMPLE
 from tests.factories import event
 
@@ -93,6 +94,52 @@ def test_transient_failures_are_retried_and_everything_is_delivered(api, monkeyp
     assert [len(b) for b in ScriptedApi.received] == [10, 10, 10, 10]
     assert ScriptedApi.received[0] == ScriptedApi.received[1]  # the failed batch, sent again unchanged
     assert stats.sent_total == stats.source_total
+
+
+class RetryClock:
+    def __init__(self):
+        self.now, self.slept = 0.0, []
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def _sender(api, clock, retry_for=300.0):
+    stats = ReplayStats(source="s", target=api)
+    return HttpSender(api, stats, threading.Lock(), retry_for=retry_for, sleep=clock.sleep, clock=lambda: clock.now), stats
+
+
+def _batch(n=3):
+    events = list(read_invoices(str(SAMPLE)))[:n]
+    return [(e, e.to_json()) for e in events]
+
+
+def test_a_runtime_restarting_for_a_minute_loses_nothing(api):
+    # 503 with Retry-After (the gateway before discovery) for longer than the old six attempts
+    ScriptedApi.script = [(503, lambda b: {"message": "not discovered yet"})] * 12
+    clock = RetryClock()
+    sender, stats = _sender(api, clock)
+    sender.send(_batch())
+    assert stats.events_sent == 3 and stats.failed_events == 0 and stats.retries == 12
+    assert all(s <= 5.0 for s in clock.slept)
+
+
+def test_no_connection_is_retried_too(api):
+    clock = RetryClock()
+    sender, stats = _sender("http://127.0.0.1:9", clock, retry_for=30.0)  # nothing listens on port 9
+    sender.send(_batch())
+    assert stats.events_sent == 0 and stats.failed_events == 3
+    assert stats.retries >= 5 and 30.0 <= clock.now <= 40.0
+    assert any("after retrying for" in p and "no connection" in p for p in stats.first_problems)
+
+
+def test_a_404_is_final_at_once(api):
+    ScriptedApi.script = [(404, lambda b: {"message": "Not Found"})]
+    clock = RetryClock()
+    sender, stats = _sender(api, clock)
+    sender.send(_batch())
+    assert stats.failed_events == 3 and stats.retries == 0 and clock.slept == []
 
 
 def test_rejected_items_are_counted_named_and_fail_the_exit_status(api, tmp_path):

@@ -229,3 +229,26 @@ def test_a_matched_request_invokes_the_routes_function_with_the_event():
     [(function, event)] = invoker.calls
     assert function == f"{FN}fn0" and event["pathParameters"] == {"id": "9"}
     assert headers["apigw-requestid"] == event["requestContext"]["requestId"]
+
+
+def test_before_the_first_discovery_every_request_is_503_with_retry_after_never_404():
+    # a client takes 404 as final: after a restart the replay dropped 1,500 invoices that way
+    invoker = RecordingInvoker()
+    app = GatewayApp(invoker)  # as the runtime builds it, before it has read the emulator
+    status, headers, body = call(app, "POST", "/events", body=b"{}")
+    assert status == 503 and headers["retry-after"] == "1" and invoker.calls == []
+    assert "has not read the deployment" in json.loads(body)["message"]
+    app.set_routes(RouteTable([api("POST /events")]))
+    assert call(app, "POST", "/events", body=b"{}")[0] == 200
+    assert call(app, "GET", "/elsewhere")[0] == 404  # once routes are known, a missing one is a 404 again
+
+
+def test_a_gateway_told_the_emulator_is_gone_says_so_on_every_request():
+    invoker = RecordingInvoker()
+    app = GatewayApp(invoker, RouteTable([api("POST /events")]))
+    app.set_unavailable("the AWS emulator at http://127.0.0.1:4566 is not answering")
+    status, headers, body = call(app, "POST", "/events", body=b"{}")
+    assert status == 503 and "emulator" in json.loads(body)["message"] and invoker.calls == []
+    assert app.status()["unavailable"] and app.status()["answered_unavailable"] == 1
+    app.set_unavailable(None)
+    assert call(app, "POST", "/events", body=b"{}")[0] == 200
