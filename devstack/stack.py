@@ -65,6 +65,7 @@ class StackConfig:
     admin_port: int = 4599
     region: str = DEFAULT_REGION
     warehouse_url: str | None = None  # None: DuckDB in <state_dir>/warehouse
+    precedence: bool = True  # the invoice writer goes first while it is behind (runtime.shards.Precedence)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -267,7 +268,7 @@ def restart(config: StackConfig, *, say: Callable[[str], None] = print) -> Stack
         if not _wait_port_free(port):
             raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
     say(f"• local runtime   restarting against the running emulator (checkpoints kept); gateway on {config.api_url}")
-    _start_runtime(config)
+    _start_runtime(config, first=_first_consumers(info.outputs) if config.precedence else ())
     return info
 
 
@@ -320,7 +321,7 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
         )
         terraform_s = round(time.monotonic() - started, 1)
         say(f"• local runtime   functions, event source mappings, gateway on {config.api_url}")
-        _start_runtime(config)
+        _start_runtime(config, first=_first_consumers(outputs) if config.precedence else ())
     except BaseException:
         down(config, quiet=True)
         raise
@@ -329,7 +330,14 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     return info
 
 
-def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
+def _first_consumers(outputs: dict[str, Any]) -> tuple[str, ...]:
+    """The stream consumers that go first while they are behind: the invoice writer, the
+    sink the query API reads (the analytics consumers buffer for minutes on AWS anyway)."""
+    name = (outputs.get("function_names") or {}).get("invoice-writer")
+    return (name,) if name else ()
+
+
+def _start_runtime(config: StackConfig, timeout: float = 60.0, first: tuple[str, ...] = ()) -> None:
     log = open(config.log_dir / "runtime.log", "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1", **aws_env(config))
     env.pop("AWS_ENDPOINT_URL", None)  # the runtime hands it to the functions itself
@@ -337,7 +345,7 @@ def _start_runtime(config: StackConfig, timeout: float = 60.0) -> None:
         [sys.executable, "-m", "devstack.runtime",
          "--emulator-url", config.emulator_url, "--gateway-port", str(config.gateway_port),
          "--admin-port", str(config.admin_port), "--state-dir", str(config.state_dir), "--code-root", str(ROOT),
-         "--schedule-period-cap", str(LOCAL_SCHEDULE_PERIOD_CAP)],
+         "--schedule-period-cap", str(LOCAL_SCHEDULE_PERIOD_CAP), *(f"--first-consumer={n}" for n in first)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT), start_new_session=True,
     )
     _write_pid(config, "runtime", process.pid)

@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--schedule-period-cap", type=float, default=None, metavar="SECONDS",
                    help="run rate(…) schedules at least this often (EventBridge's minimum is a minute; "
                         "shopstream up uses 5 s so results appear within seconds)")
+    p.add_argument("--first-consumer", action="append", default=[], metavar="NAME",
+                   help="a stream consumer (function or delivery stream name) the others wait for while it is "
+                        "behind, at most --max-hold seconds in a row (repeatable; shopstream up names the invoice "
+                        "writer)")
+    p.add_argument("--max-hold", type=float, default=RuntimeConfig.precedence_max_hold,
+                   help="longest wait of a consumer for the --first-consumer ones (seconds)")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p.parse_args(argv)
 
@@ -62,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         gateway_port=args.gateway_port, admin_port=args.admin_port, region=args.region,
         discovery_interval=args.discovery_interval, max_workers=args.max_workers,
         max_workers_per_function=per_function, schedule_period_cap=args.schedule_period_cap,
+        first_consumers=tuple(args.first_consumer), precedence_max_hold=args.max_hold,
         poller=PollerSettings(idle_delay=args.idle_poll_delay, retry_base_delay=args.retry_delay,
                               retry_max_delay=args.max_retry_delay),
     )

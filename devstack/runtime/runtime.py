@@ -35,7 +35,7 @@ from devstack.runtime.gateway import GatewayApp, RouteTable
 from devstack.runtime.esm import BotoDestinationSender, EsmRunner
 from devstack.runtime.firehose import COPY_TIMEOUT, BotoObjectStore, DataApiWarehouse, FirehoseRunner
 from devstack.runtime.schedules import ScheduleRunner
-from devstack.runtime.shards import BotoShardReader, PollerSettings, StreamConsumer
+from devstack.runtime.shards import BotoShardReader, PollerSettings, Precedence, StreamConsumer
 from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
 from devstack.runtime.workers import Invoker
 
@@ -72,6 +72,10 @@ class RuntimeConfig:
     poller: PollerSettings = field(default_factory=PollerSettings)
     schedule_period_cap: float | None = None     # run rate(...) schedules at least this often (local time-lapse)
     stop_timeout: float | None = None            # default: the longest function timeout + 5 s
+    # consumers (function or delivery stream names) the others wait for while they are
+    # behind: the machine's few cores go to the operational sink first (shards.Precedence)
+    first_consumers: tuple[str, ...] = ()
+    precedence_max_hold: float = 10.0
 
 
 class LocalRuntime:
@@ -93,6 +97,8 @@ class LocalRuntime:
         self.sender = BotoDestinationSender(self.clients)
         # stream consumers by consumer id (an event source mapping's UUID, …)
         self.consumers: dict[str, StreamConsumer] = {}
+        self.precedence = (Precedence(config.first_consumers, max_hold=config.precedence_max_hold)
+                           if config.first_consumers else None)
         self._stopping: dict[str, StreamConsumer] = {}
         self.schedules: dict[str, ScheduleRunner] = {}
         self.objects = BotoObjectStore(self.clients)
@@ -378,6 +384,7 @@ class LocalRuntime:
                                                                      spec.source_stream_arn),
                                         store=self.store, invoker=self.invoker, objects=self.objects,
                                         warehouse=self.warehouse, settings=self.config.poller)
+                runner.precedence = self.precedence
                 self.consumers[consumer_id] = runner
             elif isinstance(runner, FirehoseRunner) and runner.spec.fingerprint() != spec.fingerprint():
                 log.info("delivery stream changed; applies from the next delivery name=%s", name)
@@ -446,6 +453,7 @@ class LocalRuntime:
         runner = EsmRunner(spec, reader=BotoShardReader(self.clients.new("kinesis", spec.region), spec.event_source_arn),
                            invoker=self.invoker, sender=self.sender, store=self.store, role_arn=role,
                            settings=self.config.poller)
+        runner.precedence = self.precedence
         self.consumers[spec.uuid] = runner
         return runner
 
@@ -483,6 +491,7 @@ class LocalRuntime:
             # every stream consumer, with its kind (event-source-mapping, …) and its shards
             "consumers": [c.status() for c in sorted(consumers, key=lambda c: (c.kind, c.name, c.consumer_id))],
             "schedules": [r.status() for _, r in sorted(self.schedules.items())],
+            "precedence": self.precedence.status() if self.precedence else None,
             "gateway": dict(self.gateway.status(), url=self.gateway_url),
         }
 

@@ -295,15 +295,77 @@ class ShardProcessor(Protocol):
 
 
 # -- threads -------------------------------------------------------------------------------
+class Precedence:
+    """Which stream consumers go first while they are behind: the local runtime's share of
+    a few cores.
+
+    On AWS each consumer of a stream has compute of its own; locally every consumer, the
+    functions, the emulator and the warehouse share the machine, so a bulk load through
+    every sink makes each of them late. The consumers named ``first`` (the operational
+    sink: the invoice writer, whose table the query API reads) report after each step
+    whether a shard of theirs is behind (records left in the shard or in hand); while one
+    is, every other consumer waits before its next step, for at most ``max_hold`` seconds
+    in a row, then takes one step: under a long load they lag, they never stop. Nothing
+    changes what is delivered or in which order, only when; a consumer at the tip of its
+    stream holds no one back, so single events reach every sink as before.
+    """
+
+    def __init__(self, first: Iterable[str] = (), *, max_hold: float = 10.0) -> None:
+        self.first = frozenset(first)
+        self.max_hold = max_hold
+        self._behind: set[tuple[str, str]] = set()
+        self._changed = threading.Condition()
+        self.held_seconds = 0.0
+        self.holds = 0
+
+    def is_first(self, consumer_name: str) -> bool:
+        return consumer_name in self.first
+
+    def report(self, key: tuple[str, str], behind: bool) -> None:
+        with self._changed:
+            if behind:
+                self._behind.add(key)
+            elif key in self._behind:
+                self._behind.discard(key)
+                if not self._behind:
+                    self._changed.notify_all()
+
+    def hold(self, stop: threading.Event) -> float:
+        """Wait while a first consumer is behind (at most ``max_hold``); the seconds waited."""
+        started = time.monotonic()
+        with self._changed:
+            if not self._behind:
+                return 0.0
+            while self._behind and not stop.is_set():
+                remaining = self.max_hold - (time.monotonic() - started)
+                if remaining <= 0:
+                    break
+                self._changed.wait(min(remaining, 0.25))
+            held = time.monotonic() - started
+            self.held_seconds += held
+            self.holds += 1
+        return held
+
+    def status(self) -> dict:
+        with self._changed:
+            return {"first": sorted(self.first), "behind": sorted(f"{c}/{s}" for c, s in self._behind),
+                    "holds": self.holds, "held_seconds": round(self.held_seconds, 1), "max_hold": self.max_hold}
+
+
 class ShardPoller(threading.Thread):
-    """Runs a :class:`ShardProcessor` until stopped; read errors are retried with backoff."""
+    """Runs a :class:`ShardProcessor` until stopped; read errors are retried with backoff.
+    With a :class:`Precedence`, a first consumer's poller reports whether it is behind
+    after each step, and any other waits before each step while a first one is."""
 
     def __init__(self, processor: ShardProcessor, settings: PollerSettings, *, name: str,
-                 can_start: Callable[[], bool] = lambda: True) -> None:
+                 can_start: Callable[[], bool] = lambda: True, precedence: Precedence | None = None,
+                 first: bool = False) -> None:
         super().__init__(name=name, daemon=True)
         self.processor = processor
         self.settings = settings
         self.can_start = can_start
+        self.precedence = precedence
+        self.first = first
 
     def stop(self) -> None:
         self.processor.stop_event.set()
@@ -313,12 +375,27 @@ class ShardPoller(threading.Thread):
         stats = p.tail.stats
         stop = p.stop_event
         settings = self.settings
+        precedence = self.precedence
+        key = (p.tail.consumer_id, p.tail.shard_id)
         while not stop.is_set() and not self.can_start():
             stop.wait(settings.idle_delay)
+        try:
+            self._run(p, stats, stop, settings, precedence, key)
+        finally:
+            if precedence is not None and self.first:
+                precedence.report(key, False)
+
+    def _run(self, p, stats, stop, settings, precedence, key) -> None:
         while not stop.is_set():
+            if precedence is not None and not self.first:
+                precedence.hold(stop)
+                if stop.is_set():
+                    break
             try:
                 outcome = p.step()
             except Exception as exc:
+                if precedence is not None and self.first:
+                    precedence.report(key, False)  # failing is not a reason to hold the others back
                 stats.consecutive_read_errors += 1
                 n = stats.consecutive_read_errors
                 stats.last_error = f"{type(exc).__name__}: {exc}"
@@ -331,6 +408,9 @@ class ShardPoller(threading.Thread):
                          p.tail.context)
                 stats.consecutive_read_errors = 0
                 stats.last_error = None
+            if precedence is not None and self.first:
+                precedence.report(key, outcome not in (FINISHED, STOPPED) and (
+                    (stats.millis_behind_latest or 0) > 0 or bool(p.tail.buffer)))
             if outcome in (FINISHED, STOPPED):
                 break
             if outcome == IDLE:
@@ -348,6 +428,7 @@ class StreamConsumer:
     """
 
     kind = "stream-consumer"
+    precedence: Precedence | None = None  # set by the runtime before the first sync_shards
 
     def __init__(self, consumer_id: str, stream_arn: str, *, store: CheckpointStore,
                  settings: PollerSettings = PollerSettings()) -> None:
@@ -393,8 +474,10 @@ class StreamConsumer:
                     continue
                 processor = self.make_processor(shard_id, parent)
                 processor.tail.ending_sequence_number = ending
+                precedence = self.precedence
                 poller = ShardPoller(processor, self.settings, name=f"{self.kind}-{self.consumer_id[:8]}-{shard_id}",
-                                     can_start=self._parents_done((parent, *adjacent), known))
+                                     can_start=self._parents_done((parent, *adjacent), known), precedence=precedence,
+                                     first=precedence is not None and precedence.is_first(self.name))
                 self.pollers[shard_id] = poller
                 log.info("polling shard kind=%s consumer=%s stream=%s shard=%s from=%s", self.kind, self.name,
                          self.stream_name, shard_id, processor.tail.stats.checkpoint or "the starting position")
