@@ -28,8 +28,31 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import run_simple
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = DomainDispatcherApplication(create_backend_app)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    app = SlowRequestLog(DomainDispatcherApplication(create_backend_app))
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+class SlowRequestLog:
+    """Logs each request slower than ``seconds`` (method, path, the action, the time taken):
+    no access log, but a request the emulator took long over is on record."""
+
+    def __init__(self, app, seconds: float = 5.0) -> None:
+        self.app, self.seconds = app, seconds
+        self.log = logging.getLogger("devstack.emulator")
+
+    def __call__(self, environ, start_response):
+        import time
+
+        started = time.monotonic()
+        try:
+            return self.app(environ, start_response)
+        finally:
+            took = time.monotonic() - started
+            if took > self.seconds:
+                action = environ.get("HTTP_X_AMZ_TARGET") or environ.get("QUERY_STRING", "")[:80]
+                self.log.warning("slow request: %s %s %s took %.1fs (body %s bytes)", environ.get("REQUEST_METHOD"),
+                                 environ.get("PATH_INFO"), action, took, environ.get("CONTENT_LENGTH") or "-")
 
 
 if __name__ == "__main__":

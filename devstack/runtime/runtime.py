@@ -75,7 +75,7 @@ class RuntimeConfig:
     # consumers (function or delivery stream names) the others wait for while they are
     # behind: the machine's few cores go to the operational sink first (shards.Precedence)
     first_consumers: tuple[str, ...] = ()
-    precedence_max_hold: float = 10.0
+    precedence_max_hold: float = 60.0
 
 
 class LocalRuntime:

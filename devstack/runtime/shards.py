@@ -310,7 +310,7 @@ class Precedence:
     stream holds no one back, so single events reach every sink as before.
     """
 
-    def __init__(self, first: Iterable[str] = (), *, max_hold: float = 10.0) -> None:
+    def __init__(self, first: Iterable[str] = (), *, max_hold: float = 60.0) -> None:
         self.first = frozenset(first)
         self.max_hold = max_hold
         self._behind: set[tuple[str, str]] = set()
