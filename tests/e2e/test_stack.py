@@ -137,8 +137,8 @@ def test_every_sink_reconciles_and_neither_a_replay_nor_a_backfill_changes_a_fac
     merge_now(config, info)
     # THEN not one fact row changed: the merges since saw every redelivery and skipped it
     assert fact_snapshot(config, info) == before
-    runs = executor.execute(f"select staged_rows, invoices_inserted, invoices_replaced, lines_inserted, lines_deleted "
-                            f"from shopstream_merge_runs order by merged_at").rows[runs_before:]
+    runs = executor.execute("select staged_rows, invoices_inserted, invoices_replaced, lines_inserted, lines_deleted "
+                            "from shopstream_merge_runs order by merged_at").rows[runs_before:]
     assert sum(r[0] for r in runs) >= 7419 + stats.lines  # the replay's lines and the backfilled day's were staged
     assert all(r[1:] == (0, 0, 0, 0) for r in runs), runs
     assert reconcile_sample(config, info).ok

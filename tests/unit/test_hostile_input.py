@@ -26,7 +26,7 @@ from dynamo_models.repository import decode_cursor, encode_cursor
 from firehose.core import OK, PROCESSING_FAILED, SourceRecord, Transformer
 from ingest.core import IngestService
 from pipeline.codec import aggregate
-from pipeline.errors import BadRequest, InvalidEvent
+from pipeline.errors import BadRequest
 from pipeline.events import MAX_EVENT_BYTES, InvoiceEvent, normalize_customer_id, parse_price, parse_quantity
 from pipeline.partitioning import ShardMap, ShardRange
 from query_api.core import parse_limit
