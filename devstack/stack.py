@@ -287,6 +287,9 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     runtime: :func:`restart`)."""
     if can_restart(config):
         say("• emulator        already up with its deployment")
+        if config.warehouse_url:
+            say("  (--warehouse is not applied: the running emulator keeps the warehouse it started with; "
+                "`shopstream down` first to change it)")
         return restart(config, say=say)
     if is_running(config):
         raise StackError(f"the stack is already up (state in {config.state_dir}); `shopstream restart` restarts the "
