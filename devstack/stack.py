@@ -268,7 +268,7 @@ def restart(config: StackConfig, *, say: Callable[[str], None] = print) -> Stack
         if not _wait_port_free(port):
             raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
     say(f"• local runtime   restarting against the running emulator (checkpoints kept); gateway on {config.api_url}")
-    _start_runtime(config, first=_first_consumers(info.outputs) if config.precedence else ())
+    _start_runtime(config, info.outputs)
     return info
 
 
@@ -324,7 +324,7 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
         )
         terraform_s = round(time.monotonic() - started, 1)
         say(f"• local runtime   functions, event source mappings, gateway on {config.api_url}")
-        _start_runtime(config, first=_first_consumers(outputs) if config.precedence else ())
+        _start_runtime(config, outputs)
     except BaseException:
         down(config, quiet=True)
         raise
@@ -333,14 +333,14 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     return info
 
 
-def _first_consumers(outputs: dict[str, Any]) -> tuple[str, ...]:
+def _first_consumers(config: StackConfig, outputs: dict[str, Any]) -> tuple[str, ...]:
     """The stream consumers that go first while they are behind: the invoice writer, the
     sink the query API reads (the analytics consumers buffer for minutes on AWS anyway)."""
     name = (outputs.get("function_names") or {}).get("invoice-writer")
-    return (name,) if name else ()
+    return (name,) if name and config.precedence else ()
 
 
-def _start_runtime(config: StackConfig, timeout: float = 60.0, first: tuple[str, ...] = ()) -> None:
+def _start_runtime(config: StackConfig, outputs: dict[str, Any], timeout: float = 60.0) -> None:
     log = open(config.log_dir / "runtime.log", "ab")
     env = dict(os.environ, PYTHONUNBUFFERED="1", **aws_env(config))
     env.pop("AWS_ENDPOINT_URL", None)  # the runtime hands it to the functions itself
@@ -348,7 +348,7 @@ def _start_runtime(config: StackConfig, timeout: float = 60.0, first: tuple[str,
         [sys.executable, "-m", "devstack.runtime",
          "--emulator-url", config.emulator_url, "--gateway-port", str(config.gateway_port),
          "--admin-port", str(config.admin_port), "--state-dir", str(config.state_dir), "--code-root", str(ROOT),
-         "--schedule-period-cap", str(LOCAL_SCHEDULE_PERIOD_CAP), *(f"--first-consumer={n}" for n in first)],
+         "--schedule-period-cap", str(LOCAL_SCHEDULE_PERIOD_CAP), *(f"--first-consumer={n}" for n in _first_consumers(config, outputs))],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=str(ROOT), start_new_session=True,
     )
     _write_pid(config, "runtime", process.pid)

@@ -244,6 +244,7 @@ class InvoiceEvent:
     # serialisation memo: validating the event id and then sending the event encode once
     _wire: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
     _non_product: bool | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _json: bytes | None = field(default=None, init=False, repr=False, compare=False, hash=False)  # to_json's memo
 
     # ---- derived -------------------------------------------------------------------
     @property
@@ -301,7 +302,10 @@ class InvoiceEvent:
         return self._serialize()[2]
 
     def to_json(self) -> bytes:
-        """The event as compact UTF-8 JSON (the wire format in the module docstring)."""
+        """The event as compact UTF-8 JSON (the wire format in the module docstring);
+        computed once (the API's size check and the producer both need it)."""
+        if self._json is not None:
+            return self._json
         digest, header, lines = self._serialize()
         flags = (
             f'"is_cancellation":{_BOOL[self.is_cancellation]},"is_adjustment":{_BOOL[self.is_adjustment]},'
@@ -311,7 +315,9 @@ class InvoiceEvent:
             f'{{"schema_version":{SCHEMA_VERSION},"event_type":"{EVENT_TYPE}","event_id":"{digest}",'
             f'{header},{flags},"lines":{lines}}}'
         )
-        return text.encode("utf-8")
+        data = text.encode("utf-8")
+        object.__setattr__(self, "_json", data)  # memo on an immutable value
+        return data
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(self.to_json(), parse_float=Decimal)

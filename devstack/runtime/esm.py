@@ -265,10 +265,7 @@ class EsmShardProcessor:
                     continue
                 if outcome.kind == "throttled":
                     throttles = segment.throttles + 1
-                    self.tail.stats.last_error = f"invocation not run: {result.service_error}: {result.error_message}"
-                    if throttles <= 2 or throttles % 20 == 0:
-                        log.warning("%s; retrying without consuming a retry (attempt %d) %s",
-                                    self.tail.stats.last_error, throttles, self._ctx())
+                    self.tail.note_not_run("invocation", result, throttles)
                     self._sleep(self.settings.retry_delay(throttles))
                     stack.append(_Segment(segment.records, segment.failures, segment.last_result, throttles))
                     continue

@@ -295,10 +295,7 @@ class FirehoseShardProcessor:
             if result.service_error in _THROTTLED:
                 # not run at all: retried with a growing wait, without consuming a retry
                 throttles += 1
-                self.tail.stats.last_error = f"transformation not run: {result.service_error}: {result.error_message}"
-                if throttles <= 2 or throttles % 20 == 0:
-                    log.warning("transformation not run (%s), retrying (attempt %d) %s", self.tail.stats.last_error,
-                                throttles, self.tail.context)
+                self.tail.note_not_run("transformation", result, throttles)
                 self._sleep(self.settings.retry_delay(throttles))
                 continue
             if throttles:

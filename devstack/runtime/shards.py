@@ -267,6 +267,14 @@ class ShardTail:
         self.save(Checkpoint.shard_end())
         log.info("shard finished (closed and fully read) %s", self.context)
 
+    def note_not_run(self, what: str, result: Any, attempt: int) -> None:
+        """A function this consumer called was not run (throttled): said in the status, and
+        logged at the first attempts and every 20th, since it is retried without end."""
+        self.stats.last_error = f"{what} not run: {result.service_error}: {result.error_message}"
+        if attempt <= 2 or attempt % 20 == 0:
+            log.warning("%s; retrying without consuming a retry (attempt %d) %s", self.stats.last_error, attempt,
+                        self.context)
+
     def abandon(self) -> None:
         """Forget what is buffered; the next read starts again from the checkpoint."""
         self.buffer.clear()

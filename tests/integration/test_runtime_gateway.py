@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from devstack.runtime import client
-from tests.fixtures.aws import read_jsonl
+from tests.fixtures.aws import read_jsonl, wait_for
 
 pytestmark = pytest.mark.emulator
 
@@ -135,18 +135,6 @@ def test_admin_health_and_status_shape(start_runtime):
     assert status["runtime"]["gateway_url"] == runtime.gateway_url
 
 
-def _until(predicate, timeout=20.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
 def test_an_emulator_that_lost_its_state_or_died_is_said_plainly(start_runtime, tmp_path):
     """Its state lives in memory: after a restart every route was a 404 while status said
     "up"; after its death the API answered "retry" forever. Now the gateway and the
@@ -164,14 +152,14 @@ def test_an_emulator_that_lost_its_state_or_died_is_said_plainly(start_runtime, 
         assert runtime.status()["emulator"]["answering"] is True
 
         requests.post(f"{private.endpoint_url}/moto-api/reset", timeout=10)  # what a restarted emulator holds
-        _until(lambda: runtime.status()["emulator"]["lost_deployment"])
+        wait_for(lambda: runtime.status()["emulator"]["lost_deployment"])
         status, headers, body = request(runtime, "POST", "/events", body=b"{}")
         assert status == 503 and "no longer holds the deployment" in json.loads(body)["message"]
         assert dict((k.lower(), v) for k, v in headers)["retry-after"] == "1"
     finally:
         private.stop()
     # one failed read shows in the status; two in a row (not a blip) and the gateway says so too
-    _until(lambda: "is not answering" in (runtime.status()["gateway"]["unavailable"] or ""))
+    wait_for(lambda: "is not answering" in (runtime.status()["gateway"]["unavailable"] or ""))
     assert runtime.status()["emulator"]["answering"] is False
     status, _, body = request(runtime, "POST", "/events", body=b"{}")
     assert status == 503 and "is not answering" in json.loads(body)["message"]

@@ -8,6 +8,7 @@ from collections import deque
 from types import SimpleNamespace
 
 from devstack.runtime.shards import IDLE, INVOKED, PollerSettings, Precedence, ShardPoller, ShardStats
+from tests.fixtures.aws import wait_for
 
 FAST = PollerSettings(idle_delay=0.01, error_base_delay=0.01, error_max_delay=0.01)
 
@@ -46,15 +47,6 @@ class ScriptedProcessor:
         return 0.01
 
 
-def _until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def _start(processor, precedence, first):
     poller = ShardPoller(processor, FAST, name=processor.tail.consumer_id, precedence=precedence, first=first)
     poller.start()
@@ -67,12 +59,12 @@ def test_the_others_wait_while_the_first_consumer_is_behind_and_go_on_when_it_ca
     other = ScriptedProcessor("archive-writer")
     _start(first, precedence, True)
     try:
-        assert _until(lambda: precedence.status()["behind"])  # it read a batch with more behind it
+        assert wait_for(lambda: precedence.status()["behind"])  # it read a batch with more behind it
         _start(other, precedence, False)
         time.sleep(0.3)  # the first consumer is busy with its next step meanwhile
         assert other.steps == 0  # held while the first one is behind
         first.add((IDLE, 0, 0))  # it catches up: an empty read at the tip
-        assert _until(lambda: other.steps > 0)
+        assert wait_for(lambda: other.steps > 0)
         assert precedence.status()["holds"] >= 1 and precedence.status()["behind"] == []
     finally:
         for p in (first, other):
@@ -85,7 +77,7 @@ def test_a_hold_is_bounded_so_the_others_lag_under_load_but_never_stop():
     other = ScriptedProcessor("archive-writer")
     _start(other, precedence, False)
     try:
-        assert _until(lambda: other.steps >= 2)
+        assert wait_for(lambda: other.steps >= 2)
         assert precedence.status()["holds"] >= 2
     finally:
         other.stop_event.set()
@@ -98,7 +90,7 @@ def test_a_failing_first_consumer_holds_no_one_back():
     other = ScriptedProcessor("archive-writer")
     pollers = [_start(failing, precedence, True), _start(other, precedence, False)]
     try:
-        assert _until(lambda: other.steps > 0)
+        assert wait_for(lambda: other.steps > 0)
     finally:
         for p in (failing, other):
             p.stop_event.set()
@@ -113,7 +105,7 @@ def test_a_consumer_at_the_tip_holds_no_one_back():
     _start(first, precedence, True)
     _start(other, precedence, False)
     try:
-        assert _until(lambda: other.steps > 5)
+        assert wait_for(lambda: other.steps > 5)
         assert precedence.status()["holds"] == 0
     finally:
         first.stop_event.set()
@@ -124,6 +116,6 @@ def test_without_a_precedence_nothing_waits():
     other = ScriptedProcessor("archive-writer")
     _start(other, None, False)
     try:
-        assert _until(lambda: other.steps > 3)
+        assert wait_for(lambda: other.steps > 3)
     finally:
         other.stop_event.set()
