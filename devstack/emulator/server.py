@@ -2,7 +2,8 @@
 
 Applies shopstream's patches to moto (unless ``--no-patches``, which the benchmark uses to
 measure moto as released), then serves moto's WSGI application on 127.0.0.1 (threaded,
-without per-request access logs)."""
+without per-request access logs), behind the fault injector (``faults.py``: inert until a
+rule is installed on ``/_shopstream/faults``)."""
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    app = SlowRequestLog(DomainDispatcherApplication(create_backend_app))
+    from devstack.emulator.faults import FaultInjector
+
+    app = SlowRequestLog(FaultInjector(DomainDispatcherApplication(create_backend_app)))
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 
