@@ -67,14 +67,24 @@ class EventDecoder:
         self._quarantine = quarantine
         self.consumer = consumer
 
-    def decode(self, record: KinesisRecord) -> DecodedRecord:
-        source = {
+    def source(self, record: KinesisRecord) -> dict[str, Any]:
+        """Where a quarantined item was read, and by which consumer."""
+        return {
             "consumer": self.consumer,
             "stream_arn": record.event_source_arn,
             "shard_id": record.shard_id,
             "sequence_number": record.sequence_number,
             "partition_key": record.partition_key,
         }
+
+    def set_aside(self, record: KinesisRecord, decoded: DecodedEvent, reason: str) -> None:
+        """Quarantine a valid event its consumer's store refuses (see :class:`RejectedWrite`)."""
+        self._quarantine.send(reason=reason[:500], problems=[],
+                              source={**self.source(record), "sub_sequence_number": decoded.sub_sequence_number},
+                              data=decoded.event.to_json())
+
+    def decode(self, record: KinesisRecord) -> DecodedRecord:
+        source = self.source(record)
         try:
             user_records = deaggregate(record.data)
         except CorruptRecord as exc:

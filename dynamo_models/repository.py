@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 from pynamodb.exceptions import PynamoDBException
 
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
-from pipeline.errors import BadRequest, ConfigurationError, TransientError
+from pipeline.errors import BadRequest, ConfigurationError, RejectedWrite, TransientError
 from pipeline.retry import backoff_delay
 from pipeline.events import _INVOICE_NO, SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 BATCH_WRITE_LIMIT = 25
 _MISSING_TABLE = {"ResourceNotFoundException"}
+# answers about the items themselves (too large, an invalid attribute): the same request fails every time
+_REJECTED = {"ValidationException", "SerializationException"}
 _CURSOR_KEYS = {"invoice_no", "part", "customer_id", "invoice_sort"}
 _PART = re.compile(r"[0-9]{1,4}")
 _INVOICE_SORT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})#(.+)")
@@ -172,6 +174,9 @@ class InvoiceRepository:
                 code = getattr(exc, "cause_response_code", None)
                 if code in _MISSING_TABLE:
                     raise ConfigurationError(f"DynamoDB table {table!r} does not exist") from exc
+                if code in _REJECTED:
+                    raise RejectedWrite(f"DynamoDB refused BatchWriteItem on {table}: {code}: "
+                                        f"{getattr(exc, 'cause_response_message', None) or exc}"[:500]) from exc
                 if attempt == self.max_attempts:
                     raise TransientError(f"BatchWriteItem on {table} failed {attempt} times: {code or exc}") from exc
                 self._backoff(attempt)

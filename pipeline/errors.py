@@ -63,6 +63,11 @@ class TransientError(ShopstreamError):
     """A failure worth retrying: throttling, timeouts, items DynamoDB left unprocessed."""
 
 
+class RejectedWrite(ShopstreamError):
+    """A write the store refuses for what it holds (a validation error): retrying the same
+    items can never succeed, so the consumer sets the event aside instead."""
+
+
 class ConfigurationError(ShopstreamError):
     """The deployment is wrong: a missing environment variable, table or stream."""
 

@@ -5,13 +5,19 @@ A record is a KPL aggregate of invoice events. The shared decoding step
 written to DynamoDB in one go. Nothing here retries or swallows a transient failure: it
 propagates, the record is reported in ``batchItemFailures`` and the event source mapping
 redelivers it. Redelivery is harmless because writes are idempotent.
+
+A write DynamoDB refuses for what it holds (:class:`RejectedWrite`: a validation error,
+which fails the same way on every retry) is not retried: the record's events are written
+one by one, each one refused alone is quarantined with the store's reason, and its
+neighbours in the aggregate are stored.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable, Protocol
 
-from consumers.records import EventDecoder, KinesisRecord, Quarantine
+from consumers.records import DecodedEvent, EventDecoder, KinesisRecord, Quarantine
+from pipeline.errors import RejectedWrite
 from pipeline.events import InvoiceEvent
 
 CONSUMER = "invoice-writer"
@@ -37,5 +43,21 @@ class InvoiceWriter:
     def handle(self, record: KinesisRecord) -> RecordResult:
         decoded = self._decoder.decode(record)
         events = [d.event for d in decoded.events]
-        items = self._store.put_invoices(events) if events else 0
+        try:
+            items = self._store.put_invoices(events) if events else 0
+        except RejectedWrite:
+            return self._one_by_one(record, decoded.events, decoded.quarantined)
         return RecordResult(len(events), sum(len(e.lines) for e in events), items, decoded.quarantined)
+
+    def _one_by_one(self, record: KinesisRecord, events: list[DecodedEvent], quarantined: int) -> RecordResult:
+        written: list[InvoiceEvent] = []
+        items = 0
+        for decoded in events:
+            try:
+                items += self._store.put_invoices([decoded.event])
+            except RejectedWrite as exc:
+                quarantined += 1
+                self._decoder.set_aside(record, decoded, f"the invoice store refused the event: {exc}")
+            else:
+                written.append(decoded.event)
+        return RecordResult(len(written), sum(len(e.lines) for e in written), items, quarantined)

@@ -65,3 +65,33 @@ def test_a_damaged_aggregate_is_quarantined_whole():
 def test_transient_failures_propagate_for_redelivery():
     with pytest.raises(TransientError):
         InvoiceWriter(MemoryStore(fail=TransientError("throttled")), MemoryQuarantine()).handle(record([event().to_json()]))
+
+
+class RefusingStore(MemoryStore):
+    """Refuses any write that holds one of the given invoices, as DynamoDB refuses an
+    item it cannot take (a ValidationException fails the whole BatchWriteItem)."""
+
+    def __init__(self, refused):
+        super().__init__()
+        self.refused, self.calls = set(refused), 0
+
+    def put_invoices(self, events):
+        from pipeline.errors import RejectedWrite
+
+        self.calls += 1
+        if any(e.invoice_no in self.refused for e in events):
+            raise RejectedWrite("DynamoDB refused BatchWriteItem on t: ValidationException: item too large")
+        return super().put_invoices(events)
+
+
+def test_an_event_the_store_refuses_is_quarantined_alone_and_its_neighbours_are_stored():
+    store, quarantine = RefusingStore({"536366"}), MemoryQuarantine()
+    payloads = [event(no).to_json() for no in ("536365", "536366", "536367")]
+    result = InvoiceWriter(store, quarantine).handle(record(payloads))
+    assert set(store.invoices) == {"536365", "536367"}
+    assert (result.invoices, result.quarantined) == (2, 1)
+    [message] = quarantine.messages
+    assert message["reason"].startswith("the invoice store refused the event: DynamoDB refused")
+    assert message["source"]["sub_sequence_number"] == 1 and message["source"]["consumer"] == "invoice-writer"
+    assert message["data"] == payloads[1]  # the event itself, to be sent again once fixed
+    assert store.calls == 4  # the record once, then each event alone: no retries of a refusal

@@ -72,3 +72,16 @@ def test_errors_are_translated_at_the_edge(connection):
     connection["c"] = FakeConnection(error=PutError("throttled"))
     with pytest.raises(TransientError):
         repository([]).put_invoices([event()])
+
+
+def test_a_validation_error_is_a_refusal_raised_at_once_not_retried(connection):
+    from pipeline.errors import RejectedWrite
+
+    refused = PutError("item too large")
+    refused.cause = type("E", (), {"response": {"Error": {"Code": "ValidationException",
+                                                          "Message": "Item size has exceeded the maximum"}}})()
+    connection["c"] = fake = FakeConnection(error=refused)
+    sleeps = []
+    with pytest.raises(RejectedWrite, match="ValidationException: Item size has exceeded the maximum"):
+        repository(sleeps).put_invoices([event()])
+    assert len(fake.calls) == 1 and sleeps == []
