@@ -82,6 +82,8 @@ class Comparison:
     countries: list[str]          # countries whose figures differ
     invoices: list[str]           # the first invoices that differ
     differing_invoices: int
+    lost_lines: int = 0           # source lines the sink lacks (an absent invoice: all of its lines)
+    extra_lines: int = 0          # lines the sink holds beyond the source's (duplicated, or not in the source)
 
     @property
     def ok(self) -> bool:
@@ -104,6 +106,7 @@ class Report:
             out[name] = {**comparison.figures.to_dict(), "ok": comparison.ok,
                          "differing_countries": comparison.countries,
                          "differing_invoices": comparison.differing_invoices,
+                         "lost_lines": comparison.lost_lines, "extra_lines": comparison.extra_lines,
                          "first_differing_invoices": comparison.invoices}
         return out
 
@@ -254,7 +257,13 @@ def compare(sink: str, source: Figures, figures: Figures) -> Comparison:
     countries = sorted(c for c in set(expected) | set(actual) if expected.get(c) != actual.get(c))
     differing = sorted(n for n in set(source.invoices) | set(figures.invoices)
                        if source.invoices.get(n) != figures.invoices.get(n))
-    return Comparison(sink, figures, countries, differing[:FIRST_DIFFERENCES], len(differing))
+    lost = extra = 0
+    for invoice_no in differing:
+        expected_lines = source.invoices[invoice_no][1] if invoice_no in source.invoices else 0
+        actual_lines = figures.invoices[invoice_no][1] if invoice_no in figures.invoices else 0
+        lost += max(0, expected_lines - actual_lines)
+        extra += max(0, actual_lines - expected_lines)
+    return Comparison(sink, figures, countries, differing[:FIRST_DIFFERENCES], len(differing), lost, extra)
 
 
 def reconcile(source: Figures, sinks: dict[str, Figures], source_problems: int = 0) -> Report:
@@ -279,7 +288,8 @@ def format_report(report: Report) -> str:
         if c.ok:
             continue
         expected, actual = report.source.by_country(), c.figures.by_country()
-        lines.append(f"  {name}: {len(c.countries)} countries and {c.differing_invoices:,} invoices differ")
+        lines.append(f"  {name}: {len(c.countries)} countries and {c.differing_invoices:,} invoices differ; "
+                     f"{c.lost_lines:,} source lines missing, {c.extra_lines:,} lines beyond the source's")
         for country in c.countries[:10]:
             e, a = expected.get(country, (0, 0, Decimal(0))), actual.get(country, (0, 0, Decimal(0)))
             lines.append(f"    {country}: source {e[0]:,} invoices / {e[1]:,} lines / {money_display(e[2])}"

@@ -49,6 +49,16 @@ def test_a_penny_and_a_missing_invoice_are_found_named_and_reported():
     assert as_json["warehouse"]["differing_countries"] == ["France"] and as_json["warehouse"]["invoices"] == 2
 
 
+def test_lines_missing_and_lines_beyond_the_source_are_counted_apart():
+    doubled = [SOURCE[0], ("536366", "France", 4, "44.40"), ("536399", "Spain", 3, "9.00")]
+    report = reconcile(figures(*SOURCE), {"archive": figures(*doubled)})
+    archive = report.sinks["archive"]
+    # 536367's 12 lines are missing; 536366 holds 2 lines twice and 536399 is not in the source
+    assert (archive.lost_lines, archive.extra_lines, archive.differing_invoices) == (12, 5, 3)
+    assert "12 source lines missing, 5 lines beyond the source's" in format_report(report)
+    assert report.to_dict()["archive"]["lost_lines"] == 12
+
+
 @mock_aws
 def test_every_quarantined_message_is_counted_and_left_in_the_queue():
     sqs = boto3.client("sqs", region_name="eu-west-1")
