@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser demo test test-fast bench acceptance lambdas up down clean
+.PHONY: help venv browser demo test test-fast bench acceptance faults load lambdas up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
 	@echo "make test    set up .venv and run the whole test suite (unit, contract, integration, e2e)"
 	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA))"
 	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
+	@echo "make faults  the fault suite on the full dataset (DATA=$(DATA)): every case ends in reconcile, 0 lost, 0 doubled"
+	@echo "make load    bounded load test of the HTTP API (count and time) with the emulator's and workers' memory"
 	@echo "make lambdas build the Lambda zips and the dependency layer into build/lambda"
 	@echo "make browser install Debian's chromium + chromium-driver (the dashboard's browser test)"
 
@@ -67,6 +69,13 @@ bench: venv
 
 acceptance: venv
 	$(BIN)/python -m bench.acceptance $(DATA)
+
+# The same cases `make test` runs on the bundled sample (tests/faults), on the full dataset.
+faults: venv
+	SHOPSTREAM_FAULTS_DATA=$(abspath $(DATA)) $(BIN)/python -m pytest tests/faults -p no:cacheprovider -v
+
+load: venv
+	$(BIN)/python -m bench.load
 
 lambdas: venv
 	$(BIN)/python infra/build_lambdas.py
