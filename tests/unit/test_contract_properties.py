@@ -172,3 +172,49 @@ def test_kpl_aggregation_gives_back_every_record_in_order(events, poison):
             InvoiceEvent.from_json(data)
         except InvalidEvent as exc:
             assert exc.problems
+
+
+# ---- the Kaggle reader -----------------------------------------------------------------------
+KAGGLE_COLUMNS = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+file_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=24)  # a file holds no lone surrogates
+plausible_row = st.tuples(
+    st.sampled_from(["536365", "536366", "C536379", "A563185", "581587"]),
+    st.sampled_from(["85123A", "POST", "22423", "M"]),
+    st.one_of(st.none(), file_text),
+    st.sampled_from(["6", "-1", "0", "80995", "1e1000000", "2.5", "", "1" * 70]),
+    st.sampled_from(["12/1/2010 8:26", "2010-12-01 08:26:00", "13/45/2010 99:99", ""]),
+    st.sampled_from(["2.55", "0", "-11062.06", "1e999999", "NaN", "£2", "9" * 4300]),
+    st.sampled_from(["17850", "17850.0", "", "0", "abc"]),
+    st.sampled_from(["United Kingdom", "France", "", "EIRE"]),
+).map(lambda row: ["" if v is None else v for v in row])
+any_row = st.lists(file_text, min_size=0, max_size=10)
+
+
+@EXAMPLES
+@given(rows=st.lists(st.one_of(plausible_row, any_row), max_size=30), encoding=st.sampled_from(["utf-8", "iso-8859-1"]),
+       garbage=st.binary(max_size=40))
+def test_the_kaggle_reader_accounts_for_every_row_and_never_raises(rows, encoding, garbage):
+    import csv
+    import io
+    import tempfile
+
+    from pipeline.kaggle import InvoiceGrouper, read_invoices
+
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(KAGGLE_COLUMNS)
+    writer.writerows(rows)
+    data = text.getvalue().encode(encoding, errors="replace") + garbage  # bytes of any kind at the end
+    with tempfile.NamedTemporaryFile(suffix=".csv") as fh:
+        fh.write(data)
+        fh.flush()
+        grouper = InvoiceGrouper()
+        events = list(read_invoices(fh.name, grouper))  # raises nothing: the header is right
+    # every data row read is a line of an event or a row error naming its line
+    assert sum(len(e.lines) for e in events) + len(grouper.errors) == grouper.rows_read
+    if not garbage:  # and every non-empty row written was read
+        assert grouper.rows_read == sum(1 for row in rows if row)
+    for error in grouper.errors:
+        assert error.line >= 2 and error.reason
+    for event in events:  # and every event it made is valid on the wire
+        assert InvoiceEvent.from_json(event.to_json()) == event
