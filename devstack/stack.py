@@ -206,30 +206,65 @@ def _write_pid(config: StackConfig, name: str, pid: int) -> None:
 
 
 def _stop_pid(config: StackConfig, name: str, timeout: float = 20.0) -> bool:
+    """SIGTERM the process and, when it leads its own process group (the runtime and its
+    workers), the whole group; return once every one of them has exited (SIGKILL after
+    ``timeout``), so that the ports they listened on are free for the next ``up``."""
     pid = _pid(config, name)
     (config.run_dir / f"{name}.pid").unlink(missing_ok=True)
     if pid is None:
         return False
     try:
-        os.killpg(pid, signal.SIGTERM)
+        group = os.getpgid(pid) == pid
     except OSError:
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return True
+        group = False
+
+    def alive() -> bool:
         try:  # reap it if it is our child
             os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             pass
-        time.sleep(0.05)
+        try:
+            os.killpg(pid, 0) if group else os.kill(pid, 0)
+        except OSError:
+            return False
+        return not group or _group_has_live_member(pid)
+
     try:
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGTERM) if group else os.kill(pid, signal.SIGTERM)
     except OSError:
         pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            return True
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL) if group else os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    deadline = time.monotonic() + 5.0
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
     return True
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """Whether a process of the group is still running (zombies, exited but not yet
+    reaped by a parent of their own, hold no sockets and do not count)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True  # no /proc: killpg(pgid, 0) succeeding is all there is to go on
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def is_running(config: StackConfig) -> bool:
