@@ -181,6 +181,22 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                region=config.region)
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    from scripts.redrive import run
+
+    config = _config(args)
+    info = stack.require_running(config)
+    queues = dict(info.outputs.get("failures_queue_urls") or {})
+    if args.consumer:
+        if args.consumer not in queues:
+            print(f"redrive: no consumer {args.consumer!r}; the consumers with a failures queue: {', '.join(sorted(queues))}",
+                  file=sys.stderr)
+            return 2
+        queues = {args.consumer: queues[args.consumer]}
+    return run(queues, stream=info.outputs["stream_name"], endpoint_url=config.emulator_url, region=config.region,
+               dry_run=args.dry_run, as_json=args.json)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from devstack.dashboard import Dashboard, DashboardError, DashboardServer, write_static
 
@@ -279,6 +295,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = sub.add_parser("backfill", help="re-inject a date range of the archive into the stream")
     backfill_parser(backfill, local=True)
     backfill.set_defaults(func=cmd_backfill)
+
+    from scripts.redrive import build_parser as redrive_parser
+
+    redrive = sub.add_parser("redrive", help="read the failure records of the consumers' on-failure queues, "
+                                             "re-read those ranges from the stream and put their events back")
+    redrive_parser(redrive, local=True)
+    redrive.set_defaults(func=cmd_redrive)
 
     dashboard = sub.add_parser("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
     from devstack.dashboard.server import DEFAULT_PORT

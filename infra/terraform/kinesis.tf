@@ -3,7 +3,7 @@
 resource "aws_kinesis_stream" "events" {
   name             = "${var.name_prefix}-events"
   shard_count      = var.shard_count
-  retention_period = 24
+  retention_period = var.stream_retention_hours # how long a failed batch can still be redriven
 
   stream_mode_details {
     stream_mode = "PROVISIONED"

@@ -26,6 +26,17 @@ variable "emulator_endpoint" {
   }
 }
 
+variable "stream_retention_hours" {
+  description = "How long the events stream keeps records (24-8760 h): the window in which `shopstream redrive` can re-read a failed batch from the stream."
+  type        = number
+  default     = 168
+
+  validation {
+    condition     = var.stream_retention_hours >= 24 && var.stream_retention_hours <= 8760 && floor(var.stream_retention_hours) == var.stream_retention_hours
+    error_message = "stream_retention_hours must be a whole number of hours from 24 to 8760."
+  }
+}
+
 variable "shard_count" {
   description = "Shards of the events stream (provisioned mode); each takes 1 MB/s or 1,000 records/s of writes."
   type        = number

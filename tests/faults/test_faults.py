@@ -22,7 +22,7 @@ from pipeline.events import InvoiceEvent, InvoiceLine
 from pipeline.partitioning import ShardMap
 from scripts.replay_kaggle import replay
 from tests.faults import harness
-from tests.faults.harness import Background, kill_emulator, kill_runtime, settle, source, source_events, stored_items
+from tests.faults.harness import Background, CaseResult, kill_emulator, kill_runtime, settle, source, source_events, stored_items
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -229,6 +229,58 @@ def test_cancellations_arriving_before_the_invoices_they_cancel(case):
                                         Decimal(str(r[7]))) for r in rows}
     assert actual == {key: (len(v[0]), len(v[1]), v[2], v[3], v[4], v[5]) for key, v in expected.items()}
     assert Counter(e.is_cancellation for e in events)[True] == len(cancellations)
+
+
+# -- dead letters and redrive ------------------------------------------------------------------
+STUCK = "FAULT-999902"  # a valid event whose DynamoDB write keeps failing as a transient error would
+
+
+def test_a_batch_that_keeps_failing_goes_to_the_dead_letters_and_redrive_stores_it_once(case, capsys):
+    from devstack import cli
+    from devstack.reconcile import queue_messages
+
+    s, faults, result = case
+    sqs = s.client("sqs")
+    dead_letters = s.outputs["failures_queue_urls"]["invoice-writer"]
+    # GIVEN DynamoDB failing every write of one invoice with an error the writer retries (not a refusal)
+    faults.install({"action": "DynamoDB.BatchWriteItem", "match": f'{{"S": "{STUCK}"}}',
+                    "code": "ItemCollectionSizeLimitExceededException", "status": 400})
+    stuck = InvoiceEvent(STUCK, "2011-06-02T10:00:00", "12346", "Iceland",
+                         (InvoiceLine(1, "85123A", "STUCK LINE", 2, Decimal("3.10")),))
+    send = producer(s)
+    # WHEN it is put on the stream, alone in its record, among the rest of the data
+    events = source_events()
+    send.send(events[: len(events) // 2])
+    send.send([stuck])
+    send.send(events[len(events) // 2:])
+    result.events_delivered = len(events) + 1
+    # THEN after its retries the record is in the invoice writer's dead letters with its shard and range,
+    # and the shard kept flowing: everything else is stored
+    harness.wait_until(lambda: harness.reconcile.queue_depth(sqs, dead_letters) >= 1, harness.SETTLE_TIMEOUT,
+                       "the failure record in the dead letters", every=1.0)
+    settle(s)
+    [failure] = [json.loads(m["Body"]) for m in queue_messages(sqs, dead_letters)]
+    info = failure["KinesisBatchInfo"]
+    assert info["shardId"].startswith("shardId-") and int(info["startSequenceNumber"]) <= int(info["endSequenceNumber"])
+    assert failure["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    held = {"archive": harness.with_extra(source(), [stuck]), "warehouse": harness.with_extra(source(), [stuck])}
+    harness.check(s, CaseResult(case="(before the redrive)", data=""), expected=held,
+                  set_aside={"dynamodb": {"failed_batches": 1}})
+    # WHEN the cause is fixed and the dead letters are redriven
+    result.faults["DynamoDB.BatchWriteItem error (until fixed)"] = faults.rules()[0]["fired"]
+    faults.clear()
+    args = ["--state-dir", str(s.config.state_dir), "--emulator-port", str(s.config.emulator_port),
+            "--gateway-port", str(s.config.gateway_port), "--admin-port", str(s.config.admin_port)]
+    capsys.readouterr()
+    assert cli.main([*args, "redrive", "--consumer", "invoice-writer", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["invoice-writer"]
+    assert (stats["messages"], stats["redriven_messages"], stats["kept"]) == (1, 1, 0), stats
+    # the range starts at the stuck record; with ReportBatchItemFailures the records after it in its
+    # batch were given up with it (as on AWS), so their events go back on the stream too, harmlessly
+    assert stats["records"] >= 1 and stats["events"] >= 1 and stats["undecodable"] == 0
+    # THEN every sink holds the source and the stuck invoice exactly once, and the dead letters are empty
+    everywhere = harness.with_extra(source(), [stuck])
+    harness.check(s, result, expected={"dynamodb": everywhere, "archive": everywhere, "warehouse": everywhere})
 
 
 # -- the emulator killed (last: it re-creates the stack) ------------------------------------------
