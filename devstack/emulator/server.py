@@ -37,25 +37,61 @@ def main(argv: list[str] | None = None) -> None:
 
 
 class SlowRequestLog:
-    """Logs each request slower than ``seconds`` (method, path, the action, the time taken):
-    no access log, but a request the emulator took long over is on record."""
+    """Logs each request slower than ``seconds`` (method, path, the action, the time taken),
+    and, while a request is still running after ``stuck_seconds``, once, where its thread
+    is (the stack): no access log, but a request the emulator took long over — or never
+    finished — is on record."""
 
-    def __init__(self, app, seconds: float = 5.0) -> None:
-        self.app, self.seconds = app, seconds
+    def __init__(self, app, seconds: float = 5.0, stuck_seconds: float = 30.0) -> None:
+        import threading
+
+        self.app, self.seconds, self.stuck_seconds = app, seconds, stuck_seconds
         self.log = logging.getLogger("devstack.emulator")
+        self.in_flight: dict[int, tuple[float, str]] = {}
+        self.lock = threading.Lock()
+        threading.Thread(target=self._watch, name="stuck-request-watch", daemon=True).start()
+
+    @staticmethod
+    def describe(environ) -> str:
+        action = environ.get("HTTP_X_AMZ_TARGET") or environ.get("QUERY_STRING", "")[:80]
+        return (f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} {action} "
+                f"(body {environ.get('CONTENT_LENGTH') or '-'} bytes)")
 
     def __call__(self, environ, start_response):
+        import threading
         import time
 
         started = time.monotonic()
+        ident = threading.get_ident()
+        with self.lock:
+            self.in_flight[ident] = (started, self.describe(environ))
         try:
             return self.app(environ, start_response)
         finally:
+            with self.lock:
+                self.in_flight.pop(ident, None)
             took = time.monotonic() - started
             if took > self.seconds:
-                action = environ.get("HTTP_X_AMZ_TARGET") or environ.get("QUERY_STRING", "")[:80]
-                self.log.warning("slow request: %s %s %s took %.1fs (body %s bytes)", environ.get("REQUEST_METHOD"),
-                                 environ.get("PATH_INFO"), action, took, environ.get("CONTENT_LENGTH") or "-")
+                self.log.warning("slow request: %s took %.1fs", self.describe(environ), took)
+
+    def _watch(self) -> None:
+        import sys
+        import time
+        import traceback
+
+        reported: set[tuple[int, float]] = set()
+        while True:
+            time.sleep(5.0)
+            now = time.monotonic()
+            with self.lock:
+                stuck = [(ident, started, what) for ident, (started, what) in self.in_flight.items()
+                         if now - started > self.stuck_seconds and (ident, started) not in reported]
+            frames = sys._current_frames()
+            for ident, started, what in stuck:
+                reported.add((ident, started))
+                stack = "".join(traceback.format_stack(frames[ident])) if ident in frames else "(thread gone)\n"
+                self.log.warning("request still running after %.0fs: %s; its thread is at:\n%s", now - started, what,
+                                 stack.rstrip())
 
 
 if __name__ == "__main__":
