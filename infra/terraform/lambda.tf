@@ -18,7 +18,7 @@ locals {
       timeout     = 30
       environment = {
         SHOPSTREAM_STREAM_NAME    = aws_kinesis_stream.events.name
-        SHOPSTREAM_MAX_BODY_BYTES = "5242880"
+        SHOPSTREAM_MAX_BODY_BYTES = "2000000" # pipeline/settings.py DEFAULT_MAX_BODY_BYTES
       }
     }
     "invoice-writer" = {

@@ -170,7 +170,7 @@ def test_functions(deployed):
     env = {key: lam.get_function(FunctionName=f"{PREFIX}-{key}")["Configuration"]["Environment"]["Variables"]
            for key in HANDLERS}
     assert env["ingest"]["SHOPSTREAM_STREAM_NAME"] == f"{PREFIX}-events"
-    assert env["ingest"]["SHOPSTREAM_MAX_BODY_BYTES"] == "5242880"
+    assert env["ingest"]["SHOPSTREAM_MAX_BODY_BYTES"] == "2000000"
     assert env["invoice-writer"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
     assert env["invoice-writer"]["SHOPSTREAM_QUARANTINE_QUEUE_URL"] == deployed.outputs["quarantine_queue_url"]
     assert env["query-api"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
