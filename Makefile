@@ -25,7 +25,17 @@ $(STAMP): requirements.txt requirements-lambda.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# checkov (tests/contract/test_checkov.py) in a virtualenv of its own: it pins boto3 and
+# other libraries to versions requirements.txt cannot share.
+CHECKOV_VENV  := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+venv: $(STAMP) $(CHECKOV_STAMP)
 
 # The dashboard's browser test drives Debian's headless Chromium through its chromedriver
 # (selenium, with the driver's path given: nothing is downloaded at test time). Installed

@@ -300,3 +300,31 @@ def run_module_tests(state_dir: str | os.PathLike[str], *, variables: dict[str, 
     args = [f"-var={name}={value}" for name, value in (variables or {}).items()]
     code, text = workspace.run("test", "-no-color", *args, ok_codes=(0, 1))
     return code == 0, text
+
+
+def plan_aws_offline(state_dir: str | os.PathLike[str], *, variables: dict[str, Any], say: Say = print) -> dict[str, Any]:
+    """``terraform plan`` of AWS mode (no emulator) with fake credentials and nowhere to
+    connect: ``skip_aws_checks`` makes the provider call nothing before planning, and
+    ``account_id``, ``warehouse_vpc_id`` and ``warehouse_subnet_ids`` in ``variables``
+    replace the only lookups. Every AWS endpoint, and any proxy, is a closed local port,
+    so a call to AWS fails rather than succeeds quietly. Returns ``terraform show -json``
+    of the saved plan."""
+    workspace = _workspace("http://127.0.0.1:9", state_dir)
+    _init_if_needed(workspace, say)
+    values = {"emulator_endpoint": None, "skip_aws_checks": True, **variables}
+    unknown = sorted(set(values) - _declared_variables())
+    if unknown:
+        raise TerraformError(f"infra/terraform declares no variable {', '.join(unknown)}")
+    vars_file = workspace.state_dir / "aws-offline.tfvars.json"
+    vars_file.write_text(json.dumps(values, indent=2) + "\n")
+    closed = "http://127.0.0.1:9"
+    offline = _Workspace(workspace.state_dir, closed, workspace.terraform, workspace.mirror)
+    env = offline.env()
+    env.update({"HTTPS_PROXY": closed, "HTTP_PROXY": closed, "NO_PROXY": "", "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_MAX_ATTEMPTS": "1", "AWS_ACCESS_KEY_ID": "AKIAOFFLINEPLAN00000", "AWS_SECRET_ACCESS_KEY": "offline"})
+    offline.env = lambda: env  # type: ignore[method-assign]
+    plan_file = workspace.state_dir / "aws-offline.tfplan"
+    offline.run("plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
+                f"-state={workspace.state_dir / 'aws-offline.tfstate'}", f"-var-file={vars_file}", f"-out={plan_file}", say=say)
+    _, text = offline.run("show", "-json", "-no-color", str(plan_file))
+    return json.loads(text)

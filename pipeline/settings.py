@@ -45,9 +45,17 @@ FUNCTION_ENV: Mapping[str, frozenset[str]] = {
 }
 POWERTOOLS_ENV = frozenset({"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"})
 
-# API Gateway HTTP APIs accept 10 MB; a synchronous Lambda invocation takes 6 MB
-# including the event envelope, so the ingest API stops well below that.
-DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024
+# The largest body the ingest function is sure to receive. API Gateway HTTP APIs accept
+# 10 MB, but the body reaches Lambda inside the event's JSON, and a synchronous invocation
+# takes 6 MB (6,291,456 bytes) of it, envelope included. Escaped into a JSON string, valid
+# JSON text grows at most 3x (a 2-byte UTF-8 character written as \uXXXX; a quote or
+# backslash doubles) and a base64-encoded body by 4/3, so 2,000,000 bytes of body leave
+# the event under 6,000,000 bytes, with room for the headers (at most 10 KB on an HTTP
+# API) and the request context. Any JSON body up to this size (and any base64-encoded
+# one) is answered by the function; a larger one gets its 413, or API Gateway's when the
+# event would not fit.
+DEFAULT_MAX_BODY_BYTES = 2_000_000
+LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Line amounts (absolute, in the shop's currency) from which a line is Medium / Large.
 DEFAULT_SIZE_MEDIUM_FROM = Decimal("10")
 DEFAULT_SIZE_LARGE_FROM = Decimal("100")

@@ -191,7 +191,7 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Send invoice events or raw Kaggle rows",
                 "requestBody": {
                     "required": True,
-                    "description": "UTF-8 JSON, at most 5 MiB. The body is read as JSON whatever its Content-Type says "
+                    "description": "UTF-8 JSON, at most 2,000,000 bytes. The body is read as JSON whatever its Content-Type says "
                                    "(curl -d sends application/x-www-form-urlencoded); a body that is not JSON, a "
                                    "multipart form among them, is a 400.",
                     "content": {
@@ -217,7 +217,7 @@ DOCUMENT: dict[str, Any] = {
                         "content": {"application/json": {"schema": {"anyOf": [
                             {"$ref": "#/components/schemas/IngestRejected"}, {"$ref": "#/components/schemas/Error"}]}}},
                     },
-                    "413": _error("body over the size limit (5 MiB)"),
+                    "413": _error("body over the size limit (2,000,000 bytes), or a request API Gateway cannot pass to the function"),
                     "503": _UNAVAILABLE,
                 },
             }

@@ -19,6 +19,9 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 os.environ.setdefault("AWS_REGION", "eu-west-1")
 os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
 os.environ.pop("AWS_PROFILE", None)
+# Handlers build their Powertools Metrics when imported, which any test module may do
+# first (tests/contract/test_openapi_routes.py imports them all): the namespace must be set.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "shopstream-tests")
 
 
 @pytest.fixture(scope="session")

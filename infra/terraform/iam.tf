@@ -1,4 +1,7 @@
-# One role per function, each allowed only what its function does.
+# One role per function, each allowed only the calls its code (or its event source
+# mapping) makes: the handlers' boto3 and pynamodb calls are listed next to each statement.
+# No statement allows a wildcard action; "*" resources only for actions that have no
+# resource-level permissions.
 
 data "aws_iam_policy_document" "lambda_assume" {
   statement {
@@ -22,14 +25,16 @@ locals {
   function_statements = {
     "ingest" = [
       {
+        # ingest/producer.py: list_shards (the shard map), put_records
         sid       = "PutEvents"
-        actions   = ["kinesis:PutRecords", "kinesis:ListShards", "kinesis:DescribeStreamSummary"]
+        actions   = ["kinesis:PutRecords", "kinesis:ListShards"]
         resources = [aws_kinesis_stream.events.arn]
       },
     ]
     "invoice-writer" = [
       {
-        # what the event source mapping reads the stream with (it uses this role)
+        # what the event source mapping reads the stream with (it uses this role; the
+        # actions of AWSLambdaKinesisExecutionRole)
         sid = "ReadEvents"
         actions = [
           "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
@@ -43,12 +48,14 @@ locals {
         resources = ["*"]
       },
       {
+        # dynamo_models/repository.py: batch_write_item, nothing else (pynamodb builds the
+        # table's description from the model: no DescribeTable)
         sid       = "WriteInvoices"
-        actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
+        actions   = ["dynamodb:BatchWriteItem"]
         resources = [aws_dynamodb_table.invoices.arn]
       },
       {
-        # quarantined events (the function) and failed batches (the mapping)
+        # quarantined events (consumers/quarantine.py: send_message) and failed batches (the mapping)
         sid       = "SendFailures"
         actions   = ["sqs:SendMessage"]
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["invoice-writer"].arn]
@@ -56,7 +63,8 @@ locals {
     ]
     "archive-writer" = [
       {
-        # what the event source mapping reads the stream with (it uses this role)
+        # what the event source mapping reads the stream with (it uses this role; the
+        # actions of AWSLambdaKinesisExecutionRole)
         sid = "ReadEvents"
         actions = [
           "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
@@ -70,12 +78,13 @@ locals {
         resources = ["*"]
       },
       {
+        # consumers/archive/store.py: put_object
         sid       = "WriteArchive"
         actions   = ["s3:PutObject"]
         resources = ["${aws_s3_bucket.archive.arn}/${local.archive_prefix}*"]
       },
       {
-        # quarantined events (the function) and failed batches (the mapping)
+        # quarantined events (consumers/quarantine.py: send_message) and failed batches (the mapping)
         sid       = "SendFailures"
         actions   = ["sqs:SendMessage"]
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["archive-writer"].arn]
@@ -84,17 +93,20 @@ locals {
     "firehose-transform" = [] # a pure function of its input: logs only
     "warehouse-merge" = [
       {
+        # warehouse/data_api.py: execute_statement, batch_execute_statement
         sid       = "RunStatements"
         actions   = ["redshift-data:ExecuteStatement", "redshift-data:BatchExecuteStatement"]
         resources = [local.redshift_provisioned ? aws_redshift_cluster.warehouse[0].arn : aws_redshiftserverless_workgroup.warehouse[0].arn]
       },
       {
+        # warehouse/data_api.py: describe_statement, get_statement_result, cancel_statement;
         # statement ids are not resources: these actions take "*" only
         sid       = "FollowStatements"
         actions   = ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult", "redshift-data:CancelStatement"]
         resources = ["*"]
       },
       {
+        # the Data API reads the secret named by SecretArn with the caller's permissions
         sid       = "ReadWarehouseSecret"
         actions   = ["secretsmanager:GetSecretValue"]
         resources = [local.warehouse_secret_arn]
@@ -102,25 +114,52 @@ locals {
     ]
     "query-api" = [
       {
+        # dynamo_models/repository.py: query on the table (get_invoice, consistent) and on
+        # the customer-invoices index
         sid       = "ReadInvoices"
-        actions   = ["dynamodb:GetItem", "dynamodb:Query"]
+        actions   = ["dynamodb:Query"]
         resources = [aws_dynamodb_table.invoices.arn, "${aws_dynamodb_table.invoices.arn}/index/customer-invoices"]
       },
     ]
   }
 }
 
+locals {
+  # Every function, on top of its own statements: its logs, its traces (tracing_config
+  # Active: the Lambda service sends the segments with the function's role) and, with a
+  # customer key, the key (the stream, queues and bucket it uses are encrypted with it, and
+  # so is its environment).
+  common_statements = {
+    for key in keys(local.functions) : key => concat(
+      [
+        {
+          sid       = "WriteOwnLogs"
+          actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+          resources = ["${aws_cloudwatch_log_group.function[key].arn}:*"]
+        },
+        {
+          sid       = "WriteTraces" # no resource-level permissions for these actions
+          actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+          resources = ["*"]
+        },
+      ],
+      var.kms_key_arn == null ? [] : [
+        {
+          sid       = "UseDataKey"
+          actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+          resources = [var.kms_key_arn]
+        },
+      ],
+    )
+  }
+  role_statements = { for key in keys(local.functions) : key => concat(local.common_statements[key], local.function_statements[key]) }
+}
+
 data "aws_iam_policy_document" "function" {
   for_each = local.functions
 
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
-  }
-
   dynamic "statement" {
-    for_each = local.function_statements[each.key]
+    for_each = local.role_statements[each.key]
     content {
       sid       = statement.value.sid
       actions   = statement.value.actions

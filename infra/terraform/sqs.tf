@@ -2,6 +2,8 @@
 
 locals {
   queue_retention_seconds = 14 * 24 * 3600 # the SQS maximum
+  # At rest with SQS-managed keys, or with kms_key_arn when given.
+  queue_sse_managed = var.kms_key_arn == null
 }
 
 # On-failure destination of each stream consumer's event source mapping: a batch that
@@ -12,7 +14,8 @@ resource "aws_sqs_queue" "consumer_failures" {
 
   name                      = "${var.name_prefix}-${each.key}-failures"
   message_retention_seconds = local.queue_retention_seconds
-  sqs_managed_sse_enabled   = true
+  sqs_managed_sse_enabled   = local.queue_sse_managed ? true : null
+  kms_master_key_id         = var.kms_key_arn
 }
 
 moved {
@@ -25,5 +28,6 @@ moved {
 resource "aws_sqs_queue" "quarantine" {
   name                      = "${var.name_prefix}-quarantine"
   message_retention_seconds = local.queue_retention_seconds
-  sqs_managed_sse_enabled   = true
+  sqs_managed_sse_enabled   = local.queue_sse_managed ? true : null
+  kms_master_key_id         = var.kms_key_arn
 }

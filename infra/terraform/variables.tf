@@ -60,9 +60,9 @@ variable "log_level" {
 }
 
 variable "log_retention_days" {
-  description = "Days CloudWatch keeps each function's logs."
+  description = "Days CloudWatch keeps each log group (functions, Firehose, API access log): a year by default, for audit."
   type        = number
-  default     = 14
+  default     = 365
 
   validation {
     condition = contains(
@@ -82,6 +82,12 @@ variable "lambda_runtime" {
 variable "lambda_build_dir" {
   description = "Directory holding the zips built by infra/build_lambdas.py; null means build/lambda at the repository root."
   type        = string
+  default     = null
+}
+
+variable "deletion_protection" {
+  description = "Whether the invoices table refuses deletion (DeletionProtectionEnabled) until this is set to false and applied. Null: on for AWS, off for the emulator (whose stack is thrown away)."
+  type        = bool
   default     = null
 }
 
@@ -275,4 +281,83 @@ variable "firehose_staging_retention_days" {
   description = "Days the delivery bucket keeps staging objects (the warehouse holds the data once merged)."
   type        = number
   default     = 7
+}
+
+# ── limits ─────────────────────────────────────────────────────────────────────
+
+variable "api_throttling_rate_limit" {
+  description = "Steady requests per second the HTTP API's stage lets through across all routes (token bucket refill); above it, 429 without invoking."
+  type        = number
+  default     = 1000
+
+  validation {
+    condition     = var.api_throttling_rate_limit > 0
+    error_message = "api_throttling_rate_limit must be positive."
+  }
+}
+
+variable "api_throttling_burst_limit" {
+  description = "Requests the HTTP API's stage lets through at once (token bucket size)."
+  type        = number
+  default     = 500
+
+  validation {
+    condition     = var.api_throttling_burst_limit >= 1 && floor(var.api_throttling_burst_limit) == var.api_throttling_burst_limit
+    error_message = "api_throttling_burst_limit must be a whole number of at least 1."
+  }
+}
+
+variable "ingest_reserved_concurrency" {
+  description = "Concurrent executions reserved for the ingest function (its ceiling too). Null: none reserved (new accounts cannot reserve: their pool is too small)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.ingest_reserved_concurrency == null || try(var.ingest_reserved_concurrency >= 1 && floor(var.ingest_reserved_concurrency) == var.ingest_reserved_concurrency, false)
+    error_message = "ingest_reserved_concurrency must be null or a whole number of at least 1."
+  }
+}
+
+# ── data protection ────────────────────────────────────────────────────────────
+
+variable "kms_key_arn" {
+  description = "ARN of a customer-managed KMS key for everything at rest (stream, queues, buckets, table, log groups, functions' environment, Redshift and its secret). Null: AWS-managed keys. Its key policy must allow logs.<region>.amazonaws.com."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be the ARN of a KMS key (arn:aws:kms:<region>:<account>:key/<id>), not an alias."
+  }
+}
+
+# ── planning without AWS ───────────────────────────────────────────────────────
+
+variable "account_id" {
+  description = "AWS account ID of the deployment (bucket names, Firehose's external ID). Null: asked of STS."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.account_id == null || can(regex("^[0-9]{12}$", var.account_id))
+    error_message = "account_id must be 12 digits."
+  }
+}
+
+variable "skip_aws_checks" {
+  description = "Whether the provider skips every call it makes before planning (credential validation, the account ID lookup, the instance metadata): with account_id and the warehouse network set, AWS mode plans with fake credentials and no network."
+  type        = bool
+  default     = false
+}
+
+variable "warehouse_vpc_id" {
+  description = "VPC of Redshift's security group. Null: the region's default VPC."
+  type        = string
+  default     = null
+}
+
+variable "warehouse_subnet_ids" {
+  description = "Subnets of the Redshift Serverless workgroup (at least three, in three zones). Null: the default VPC's subnets."
+  type        = list(string)
+  default     = null
 }

@@ -44,6 +44,8 @@ data "aws_secretsmanager_random_password" "warehouse_admin" {
 }
 
 resource "aws_secretsmanager_secret" "warehouse_admin" {
+  #checkov:skip=CKV_AWS_149:Exists only on the local emulator (count); on AWS the secret is Redshift's own, encrypted with kms_key_arn when set.
+  #checkov:skip=CKV2_AWS_57:Exists only on the local emulator (count); on AWS Redshift rotates the secret it manages itself.
   count = local.emulated ? 1 : 0
 
   name_prefix             = "${var.name_prefix}-warehouse-admin-"
@@ -65,34 +67,56 @@ resource "aws_secretsmanager_secret_version" "warehouse_admin" {
 # ── provisioned (and the emulator) ─────────────────────────────────────────────
 
 resource "aws_redshift_cluster" "warehouse" {
+  #checkov:skip=CKV_AWS_142:Encrypted (encrypted = true) with the AWS-managed key, or with kms_key_arn when set. The check cannot see a key given by a variable.
+  #checkov:skip=CKV_AWS_71:Audit logging is enabled by aws_redshift_logging.warehouse (AWS only), the provider's replacement for this resource's deprecated logging block.
+  #checkov:skip=CKV_AWS_321:Firehose's COPY reads the delivery bucket through S3's public endpoint; enhanced VPC routing would send it through the VPC, which then needs an S3 gateway endpoint this module does not own.
   count = local.redshift_provisioned ? 1 : 0
 
-  cluster_identifier         = "${var.name_prefix}-warehouse"
-  database_name              = var.redshift_database
-  master_username            = var.redshift_admin_username
-  manage_master_password     = local.emulated ? null : true
-  master_password_wo         = local.emulated ? data.aws_secretsmanager_random_password.warehouse_admin[0].random_password : null
-  master_password_wo_version = local.emulated ? 1 : null
-  node_type                  = var.redshift_node_type
-  cluster_type               = var.redshift_number_of_nodes > 1 ? "multi-node" : "single-node"
-  number_of_nodes            = var.redshift_number_of_nodes
-  port                       = local.redshift_port
-  encrypted                  = true
-  publicly_accessible        = length(var.warehouse_ingress_cidr_blocks) > 0
-  vpc_security_group_ids     = local.emulated ? null : [aws_security_group.warehouse[0].id]
-  skip_final_snapshot        = local.emulated || var.redshift_skip_final_snapshot
-  final_snapshot_identifier  = local.emulated || var.redshift_skip_final_snapshot ? null : "${var.name_prefix}-warehouse-final"
+  cluster_identifier     = "${var.name_prefix}-warehouse"
+  database_name          = var.redshift_database
+  master_username        = var.redshift_admin_username
+  manage_master_password = local.emulated ? null : true
+  # the secret Redshift manages: the customer key when given, else Secrets Manager's own
+  master_password_secret_kms_key_id = local.emulated ? null : var.kms_key_arn
+  master_password_wo                = local.emulated ? data.aws_secretsmanager_random_password.warehouse_admin[0].random_password : null
+  master_password_wo_version        = local.emulated ? 1 : null
+  node_type                         = var.redshift_node_type
+  cluster_type                      = var.redshift_number_of_nodes > 1 ? "multi-node" : "single-node"
+  number_of_nodes                   = var.redshift_number_of_nodes
+  port                              = local.redshift_port
+  encrypted                         = true
+  kms_key_id                        = var.kms_key_arn # null: the AWS-managed key
+  publicly_accessible               = length(var.warehouse_ingress_cidr_blocks) > 0
+  vpc_security_group_ids            = local.emulated ? null : [aws_security_group.warehouse[0].id]
+  cluster_subnet_group_name         = local.emulated ? null : aws_redshift_subnet_group.warehouse[0].name
+  skip_final_snapshot               = local.emulated || var.redshift_skip_final_snapshot
+  final_snapshot_identifier         = local.emulated || var.redshift_skip_final_snapshot ? null : "${var.name_prefix}-warehouse-final"
+}
+
+# Connection, user and user-activity logs to CloudWatch Logs (AWS only: the emulator does not
+# implement Redshift's logging API).
+resource "aws_redshift_logging" "warehouse" {
+  count = local.redshift_provisioned && !local.emulated ? 1 : 0
+
+  cluster_identifier   = aws_redshift_cluster.warehouse[0].cluster_identifier
+  log_destination_type = "cloudwatch"
+  log_exports          = ["connectionlog", "userlog"]
 }
 
 # ── serverless (AWS only) ──────────────────────────────────────────────────────
 
 resource "aws_redshiftserverless_namespace" "warehouse" {
+  #checkov:skip=CKV_AWS_282:Encrypted with the AWS-managed key, or with kms_key_arn when set. The check cannot see a key given by a variable.
   count = local.redshift_provisioned ? 0 : 1
 
   namespace_name        = "${var.name_prefix}-warehouse"
   db_name               = var.redshift_database
   admin_username        = var.redshift_admin_username
   manage_admin_password = true
+  # the secret Redshift manages and the namespace: the customer key when given
+  admin_password_secret_kms_key_id = var.kms_key_arn
+  kms_key_id                       = var.kms_key_arn
+  log_exports                      = ["connectionlog", "userlog", "useractivitylog"]
 }
 
 resource "aws_redshiftserverless_workgroup" "warehouse" {
@@ -103,7 +127,7 @@ resource "aws_redshiftserverless_workgroup" "warehouse" {
   base_capacity       = var.redshift_serverless_base_capacity
   port                = local.redshift_port
   publicly_accessible = length(var.warehouse_ingress_cidr_blocks) > 0
-  subnet_ids          = data.aws_subnets.default[0].ids
+  subnet_ids          = local.warehouse_subnet_ids
   security_group_ids  = [aws_security_group.warehouse[0].id]
 }
 
@@ -112,17 +136,32 @@ resource "aws_redshiftserverless_workgroup" "warehouse" {
 # Firehose developer guide, "Grant Firehose access to an Amazon Redshift destination"),
 # and Tableau from wherever it runs: both go in warehouse_ingress_cidr_blocks.
 
+# The network is warehouse_vpc_id / warehouse_subnet_ids, or the region's default VPC and
+# its subnets when they are null (looked up only then).
 data "aws_vpc" "default" {
-  count   = local.emulated ? 0 : 1
+  count   = !local.emulated && var.warehouse_vpc_id == null ? 1 : 0
   default = true
 }
 
 data "aws_subnets" "default" {
-  count = local.emulated ? 0 : 1
+  count = !local.emulated && var.warehouse_subnet_ids == null ? 1 : 0
   filter {
     name   = "vpc-id"
-    values = [data.aws_vpc.default[0].id]
+    values = [local.warehouse_vpc_id]
   }
+}
+
+locals {
+  warehouse_vpc_id     = var.warehouse_vpc_id != null ? var.warehouse_vpc_id : one(data.aws_vpc.default[*].id)
+  warehouse_subnet_ids = var.warehouse_subnet_ids != null ? var.warehouse_subnet_ids : one(data.aws_subnets.default[*].ids)
+}
+
+# The provisioned cluster's subnets (AWS only: the emulator's cluster has no network).
+resource "aws_redshift_subnet_group" "warehouse" {
+  count = local.redshift_provisioned && !local.emulated ? 1 : 0
+
+  name       = "${var.name_prefix}-warehouse"
+  subnet_ids = local.warehouse_subnet_ids
 }
 
 resource "aws_security_group" "warehouse" {
@@ -130,7 +169,7 @@ resource "aws_security_group" "warehouse" {
 
   name        = "${var.name_prefix}-warehouse"
   description = "Redshift: Firehose's COPY and analysts' tools"
-  vpc_id      = data.aws_vpc.default[0].id
+  vpc_id      = local.warehouse_vpc_id
 }
 
 resource "aws_vpc_security_group_ingress_rule" "warehouse" {

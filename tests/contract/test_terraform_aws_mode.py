@@ -1,8 +1,10 @@
 """What `terraform apply` would create on AWS, proven offline: `terraform test` plans AWS mode
 (emulator_endpoint = null) against a mocked AWS provider and asserts the Redshift resources,
 the Secrets Manager wiring (a secret Redshift manages; no password anywhere in
-Terraform), the Firehose configuration and the scheduled merge
-(infra/terraform/tests/aws_mode.tftest.hcl)."""
+Terraform), the Firehose configuration, the scheduled merge, names, the event source
+mappings, the API's throttling and timeouts, encryption at rest (AWS-managed keys or a
+customer key), deletion protection and PITR, private TLS-only buckets, and roles without
+wildcard actions (infra/terraform/tests/aws_mode.tftest.hcl)."""
 from __future__ import annotations
 
 import re
@@ -36,6 +38,15 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "provisioned_cluster_by_variable": "pass",
         "size_class_thresholds_are_ordered_amounts": "pass",
         "a_size_class_threshold_is_a_number": "pass",
+        "names_follow_the_prefix": "pass",
+        "event_source_mappings_read_the_stream_with_bounded_retries": "pass",
+        "the_api_is_throttled_and_times_out_before_api_gateway": "pass",
+        "limits_by_variable": "pass",
+        "reserved_concurrency_is_a_whole_number": "pass",
+        "data_is_protected_and_encrypted_with_aws_managed_keys": "pass",
+        "a_customer_key_encrypts_everything_at_rest": "pass",
+        "deletion_protection_can_be_turned_off": "pass",
+        "roles_allow_only_what_each_function_calls": "pass",
     }
 
 

@@ -258,7 +258,7 @@ def test_invalid_items_are_named_and_nothing_of_them_is_written(running):
 
 @pytest.mark.parametrize(
     "size, message",
-    [(int(5.5 * 1024 * 1024), "the limit is 5242880 bytes"),  # refused by the ingest function
+    [(int(5.5 * 1024 * 1024), "the limit is 2000000 bytes"),  # refused by the ingest function
      (7 * 1024 * 1024, "Request Entity Too Large")],          # refused before any function runs
 )
 def test_an_oversize_body_is_refused_with_413(running, size, message):

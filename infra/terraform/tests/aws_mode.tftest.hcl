@@ -63,6 +63,24 @@ override_resource {
   }
 }
 
+override_resource {
+  target          = aws_s3_bucket.archive
+  override_during = plan
+  values = {
+    id  = "shopstream-archive-123456789012-eu-west-1"
+    arn = "arn:aws:s3:::shopstream-archive-123456789012-eu-west-1"
+  }
+}
+
+override_resource {
+  target          = aws_s3_bucket.delivery
+  override_during = plan
+  values = {
+    id  = "shopstream-delivery-123456789012-eu-west-1"
+    arn = "arn:aws:s3:::shopstream-delivery-123456789012-eu-west-1"
+  }
+}
+
 variables {
   emulator_endpoint = null
 }
@@ -244,4 +262,276 @@ run "a_size_class_threshold_is_a_number" {
     warehouse_ingress_cidr_blocks = ["52.19.239.192/27"]
   }
   expect_failures = [var.size_class_medium_from]
+}
+
+run "names_follow_the_prefix" {
+  command = plan
+  # no ingress CIDR blocks yet: the plan warns that Firehose cannot reach Redshift
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    name_prefix = "shop-prod"
+  }
+
+  assert {
+    condition = (aws_kinesis_stream.events.name == "shop-prod-events" && aws_dynamodb_table.invoices.name == "shop-prod-invoices"
+      && aws_sqs_queue.quarantine.name == "shop-prod-quarantine" && aws_apigatewayv2_api.http.name == "shop-prod-http"
+    && aws_kinesis_firehose_delivery_stream.warehouse.name == "shop-prod-warehouse")
+    error_message = "the stream, table, queue, API and delivery stream are named after name_prefix"
+  }
+  assert {
+    condition     = aws_s3_bucket.archive.bucket == "shop-prod-archive-123456789012-eu-west-1" && aws_s3_bucket.delivery.bucket == "shop-prod-delivery-123456789012-eu-west-1"
+    error_message = "bucket names carry the account and the region"
+  }
+  assert {
+    condition = alltrue([for key, fn in aws_lambda_function.function : fn.function_name == "shop-prod-${key}"
+    && aws_iam_role.function[key].name == "shop-prod-${key}" && aws_cloudwatch_log_group.function[key].name == "/aws/lambda/shop-prod-${key}"])
+    error_message = "each function, its role and its log group are named <prefix>-<function>"
+  }
+  assert {
+    condition     = [for key, queue in aws_sqs_queue.consumer_failures : queue.name] == ["shop-prod-archive-writer-failures", "shop-prod-invoice-writer-failures"]
+    error_message = "one failures queue per stream consumer"
+  }
+}
+
+run "event_source_mappings_read_the_stream_with_bounded_retries" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition = alltrue([for key, esm in aws_lambda_event_source_mapping.consumer : esm.starting_position == "TRIM_HORIZON"
+      && esm.function_response_types == toset(["ReportBatchItemFailures"]) && esm.maximum_retry_attempts == 5
+    && esm.parallelization_factor == 1 && esm.event_source_arn == aws_kinesis_stream.events.arn])
+    error_message = "both mappings start at the trim horizon, report partial failures and retry 5 times"
+  }
+  assert {
+    condition = (aws_lambda_event_source_mapping.consumer["invoice-writer"].batch_size == 25
+    && aws_lambda_event_source_mapping.consumer["invoice-writer"].maximum_batching_window_in_seconds == 1)
+    error_message = "the invoice writer takes 25 records (~4.3 MB base64-encoded) within a second"
+  }
+  assert {
+    condition     = keys(aws_lambda_event_source_mapping.consumer) == ["archive-writer", "invoice-writer"]
+    error_message = "two stream consumers"
+  }
+}
+
+run "the_api_is_throttled_and_times_out_before_api_gateway" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition = (aws_apigatewayv2_stage.default.default_route_settings[0].throttling_burst_limit == 500
+    && aws_apigatewayv2_stage.default.default_route_settings[0].throttling_rate_limit == 1000)
+    error_message = "every route is throttled at 1,000 requests/s with bursts of 500 by default"
+  }
+  assert {
+    condition = alltrue([for key, integration in aws_apigatewayv2_integration.function : integration.timeout_milliseconds == 29000
+    && aws_lambda_function.function[key].timeout * 1000 < integration.timeout_milliseconds])
+    error_message = "integrations time out at 29 s, after their function's own timeout"
+  }
+  assert {
+    condition     = aws_lambda_function.function["ingest"].reserved_concurrent_executions == -1
+    error_message = "no concurrency is reserved by default (new accounts cannot reserve)"
+  }
+  assert {
+    condition     = aws_lambda_function.function["ingest"].environment[0].variables["SHOPSTREAM_MAX_BODY_BYTES"] == "2000000"
+    error_message = "the ingest function refuses bodies over 2,000,000 bytes, the most it is sure to receive"
+  }
+  assert {
+    condition     = length(aws_apigatewayv2_stage.default.access_log_settings) == 1
+    error_message = "the stage writes an access log"
+  }
+  assert {
+    condition     = alltrue([for fn in aws_lambda_function.function : fn.tracing_config[0].mode == "Active"])
+    error_message = "every function is traced by X-Ray"
+  }
+}
+
+run "limits_by_variable" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    api_throttling_burst_limit  = 50
+    api_throttling_rate_limit   = 100
+    ingest_reserved_concurrency = 20
+  }
+
+  assert {
+    condition = (aws_apigatewayv2_stage.default.default_route_settings[0].throttling_burst_limit == 50
+    && aws_apigatewayv2_stage.default.default_route_settings[0].throttling_rate_limit == 100)
+    error_message = "stage throttling follows the variables"
+  }
+  assert {
+    condition = (aws_lambda_function.function["ingest"].reserved_concurrent_executions == 20
+    && alltrue([for key, fn in aws_lambda_function.function : fn.reserved_concurrent_executions == -1 if key != "ingest"]))
+    error_message = "only the ingest function reserves concurrency"
+  }
+}
+
+run "reserved_concurrency_is_a_whole_number" {
+  command = plan
+
+  variables {
+    ingest_reserved_concurrency   = 0
+    warehouse_ingress_cidr_blocks = ["52.19.239.192/27"]
+  }
+  expect_failures = [var.ingest_reserved_concurrency]
+}
+
+run "data_is_protected_and_encrypted_with_aws_managed_keys" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition     = aws_dynamodb_table.invoices.deletion_protection_enabled == true && aws_dynamodb_table.invoices.point_in_time_recovery[0].enabled == true
+    error_message = "the table is protected from deletion and keeps continuous backups on AWS"
+  }
+  assert {
+    condition     = aws_dynamodb_table.invoices.server_side_encryption[0].enabled == false
+    error_message = "without a customer key the table is encrypted with the AWS-owned key"
+  }
+  assert {
+    condition     = aws_kinesis_stream.events.encryption_type == "KMS" && aws_kinesis_stream.events.kms_key_id == "alias/aws/kinesis"
+    error_message = "the stream is encrypted with the AWS-managed key"
+  }
+  assert {
+    condition     = alltrue([for queue in concat([aws_sqs_queue.quarantine], values(aws_sqs_queue.consumer_failures)) : queue.sqs_managed_sse_enabled == true])
+    error_message = "every queue is encrypted with SQS-managed keys"
+  }
+  assert {
+    condition = alltrue([for config in [aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery] :
+      [for rule in config.rule : [for d in rule.apply_server_side_encryption_by_default : d.sse_algorithm][0]][0] == "aws:kms"
+    && [for rule in config.rule : rule.bucket_key_enabled][0] == true])
+    error_message = "both buckets encrypt every object with SSE-KMS and bucket keys"
+  }
+  assert {
+    condition = alltrue([for block in [aws_s3_bucket_public_access_block.archive, aws_s3_bucket_public_access_block.delivery] :
+    block.block_public_acls && block.block_public_policy && block.ignore_public_acls && block.restrict_public_buckets])
+    error_message = "neither bucket can be made public"
+  }
+  assert {
+    condition     = keys(data.aws_iam_policy_document.tls_only) == ["archive", "delivery"]
+    error_message = "both buckets have a TLS-only policy"
+  }
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.tls_only : length(doc.statement) == 1 && doc.statement[0].effect == "Deny"])
+    error_message = "each bucket's policy is one Deny"
+  }
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.tls_only : doc.statement[0].actions == toset(["s3:*"])])
+    error_message = "each bucket's policy refuses every action"
+  }
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.tls_only : [for c in doc.statement[0].condition : [c.test, c.variable]] == [["Bool", "aws:SecureTransport"]]])
+    error_message = "each bucket's policy applies to requests without TLS"
+  }
+  assert {
+    condition     = alltrue([for doc in data.aws_iam_policy_document.tls_only : [for c in doc.statement[0].condition : one(c.values)] == ["false"]])
+    error_message = "each bucket's policy applies when aws:SecureTransport is false"
+  }
+  assert {
+    condition     = alltrue([for key, doc in data.aws_iam_policy_document.tls_only : doc.statement[0].resources == toset([local.bucket_arns[key], "${local.bucket_arns[key]}/*"])])
+    error_message = "each bucket's policy refuses every request made without TLS"
+  }
+  assert {
+    condition     = aws_s3_bucket_policy.archive[0].bucket == aws_s3_bucket.archive.id && aws_s3_bucket_policy.delivery[0].bucket == aws_s3_bucket.delivery.id
+    error_message = "the TLS-only policies are attached to both buckets"
+  }
+  assert {
+    condition     = alltrue([for group in concat(values(aws_cloudwatch_log_group.function), [aws_cloudwatch_log_group.firehose, aws_cloudwatch_log_group.api_access]) : group.retention_in_days == 365])
+    error_message = "every log group keeps a year"
+  }
+}
+
+run "a_customer_key_encrypts_everything_at_rest" {
+  command = plan
+
+  variables {
+    kms_key_arn                   = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    redshift_deployment           = "provisioned"
+    warehouse_ingress_cidr_blocks = ["52.19.239.192/27"]
+  }
+
+  assert {
+    condition = (aws_kinesis_stream.events.kms_key_id == var.kms_key_arn
+      && aws_dynamodb_table.invoices.server_side_encryption[0].enabled && aws_dynamodb_table.invoices.server_side_encryption[0].kms_key_arn == var.kms_key_arn
+    && alltrue([for queue in concat([aws_sqs_queue.quarantine], values(aws_sqs_queue.consumer_failures)) : queue.kms_master_key_id == var.kms_key_arn]))
+    error_message = "the stream, the table and the queues use the customer key"
+  }
+  assert {
+    condition = alltrue([for config in [aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery] :
+    [for rule in config.rule : [for d in rule.apply_server_side_encryption_by_default : d.kms_master_key_id][0]][0] == var.kms_key_arn])
+    error_message = "both buckets use the customer key"
+  }
+  assert {
+    condition = (alltrue([for group in concat(values(aws_cloudwatch_log_group.function), [aws_cloudwatch_log_group.firehose, aws_cloudwatch_log_group.api_access]) : group.kms_key_id == var.kms_key_arn])
+    && alltrue([for fn in aws_lambda_function.function : fn.kms_key_arn == var.kms_key_arn]))
+    error_message = "log groups and the functions' environments use the customer key"
+  }
+  assert {
+    condition     = aws_redshift_cluster.warehouse[0].kms_key_id == var.kms_key_arn && aws_redshift_cluster.warehouse[0].master_password_secret_kms_key_id == var.kms_key_arn
+    error_message = "Redshift and the secret it manages use the customer key"
+  }
+  assert {
+    condition = alltrue([for key, statements in local.role_statements : contains([for s in statements : s.sid], "UseDataKey")
+    && [for s in statements : s.resources if s.sid == "UseDataKey"] == [[var.kms_key_arn]]])
+    error_message = "every function's role may use the key, and only that key"
+  }
+  assert {
+    condition     = length([for s in data.aws_iam_policy_document.firehose.statement : s if s.sid == "UseDataKey"]) == 1
+    error_message = "Firehose's role may use the key"
+  }
+  assert {
+    condition     = length(aws_redshift_subnet_group.warehouse) == 1 && aws_redshift_cluster.warehouse[0].cluster_subnet_group_name == "shopstream-warehouse"
+    error_message = "the provisioned cluster is placed in the warehouse's subnets"
+  }
+}
+
+run "deletion_protection_can_be_turned_off" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    deletion_protection = false
+  }
+
+  assert {
+    condition     = aws_dynamodb_table.invoices.deletion_protection_enabled == false
+    error_message = "deletion_protection = false lets terraform destroy delete the table"
+  }
+}
+
+run "roles_allow_only_what_each_function_calls" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition     = alltrue(flatten([for key, statements in local.role_statements : [for s in statements : [for a in s.actions : !strcontains(a, "*")]]]))
+    error_message = "no function's statement allows a wildcard action"
+  }
+  assert {
+    condition     = alltrue(flatten([for s in data.aws_iam_policy_document.firehose.statement : [for a in s.actions : !strcontains(a, "*")]]))
+    error_message = "no statement of Firehose's role allows a wildcard action"
+  }
+  assert {
+    condition     = [for s in local.role_statements["ingest"] : s.actions if s.sid == "PutEvents"] == [["kinesis:PutRecords", "kinesis:ListShards"]]
+    error_message = "ingest puts records and lists shards, nothing else on the stream"
+  }
+  assert {
+    condition     = [for s in local.role_statements["invoice-writer"] : s.actions if s.sid == "WriteInvoices"] == [["dynamodb:BatchWriteItem"]]
+    error_message = "the invoice writer only batch-writes the table"
+  }
+  assert {
+    condition     = [for s in local.role_statements["query-api"] : s.actions if s.sid == "ReadInvoices"] == [["dynamodb:Query"]]
+    error_message = "the query API only queries the table and its index"
+  }
+  assert {
+    condition     = [for s in local.role_statements["firehose-transform"] : s.sid] == ["WriteOwnLogs", "WriteTraces"]
+    error_message = "the transformation writes only its logs and traces"
+  }
+  assert {
+    condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 6
+    error_message = "one role per function"
+  }
 }
