@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser demo test test-fast bench acceptance faults load lambdas up down clean
+.PHONY: help venv browser demo test test-fast bench acceptance faults load lambdas lock up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
@@ -14,7 +14,8 @@ help:
 	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
 	@echo "make faults  the fault suite on the full dataset (DATA=$(DATA)): every case ends in reconcile, 0 lost, 0 doubled"
 	@echo "make load    bounded load test of the HTTP API (count and time) with the emulator's and workers' memory"
-	@echo "make lambdas build the Lambda zips and the dependency layer into build/lambda"
+	@echo "make lambdas build the Lambda zips and the dependency layers into build/lambda"
+	@echo "make lock    rewrite the layers' hashed locks (requirements-lambda*.lock) from requirements-lambda*.txt"
 	@echo "make browser install Debian's chromium + chromium-driver (the dashboard's browser test)"
 
 $(STAMP): requirements.txt requirements-lambda.txt pyproject.toml
@@ -79,6 +80,11 @@ load: venv
 
 lambdas: venv
 	$(BIN)/python infra/build_lambdas.py
+
+# pip-compile --generate-hashes of each layer's requirements file (infra/build_lambdas.py
+# --lock); the layers are installed from these locks with --require-hashes.
+lock: venv
+	$(BIN)/python infra/build_lambdas.py --lock
 
 up: venv
 	$(BIN)/shopstream up
