@@ -64,7 +64,12 @@ from devstack import reconcile, stack
 from devstack.demo import verify_through_api
 from devstack.emulator import free_port
 from devstack.runtime.client import (
-    discover, run_schedule, status, wait_for_schedule, wait_until_drained, wait_until_each_drained,
+    discover,
+    run_schedule,
+    status,
+    wait_for_schedule,
+    wait_until_drained,
+    wait_until_each_drained,
 )
 from pipeline.events import money_display
 from pipeline.kaggle import COLUMNS, InvoiceGrouper, iter_source_rows, read_invoices

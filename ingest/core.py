@@ -17,8 +17,9 @@ a body over the size limit.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from pipeline.errors import InvalidEvent, Problem, ShopstreamError
 from pipeline.events import InvalidJson, InvoiceEvent, load_json, size_problem

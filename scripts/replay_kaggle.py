@@ -24,10 +24,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -436,8 +437,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def _bound(text: str | None, end_of_day: bool) -> str | None:
-    from query_api.core import parse_bound
     from pipeline.errors import BadRequest
+    from query_api.core import parse_bound
 
     try:
         return parse_bound("--to" if end_of_day else "--from", text, end_of_day=end_of_day)

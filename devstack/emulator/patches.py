@@ -87,8 +87,9 @@ import bisect
 import importlib
 import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MOTO_VERSION = "5.2.5"  # the version pinned in requirements.txt; the patches target it
 

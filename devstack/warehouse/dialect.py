@@ -32,8 +32,9 @@ Anything sqlglot itself reports as unsupported is an error, never a silent drop.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
+from typing import Union
 
 import sqlglot
 from sqlglot import exp
@@ -55,7 +56,7 @@ TARGETS = (DUCKDB, POSTGRES)
 TABLE, VIEW, MATERIALIZED_VIEW = "table", "view", "materialized view"
 
 # table name → {column: type} (None when the table is unknown); used to type TRUNC's argument
-ColumnTypes = Callable[[str], Union[dict[str, str], None]]
+ColumnTypes = Callable[[str], dict[str, str] | None]
 
 
 # ---- what a statement becomes -------------------------------------------------------------

@@ -107,9 +107,9 @@ def fact_snapshot(config, info):
 def test_every_sink_reconciles_and_neither_a_replay_nor_a_backfill_changes_a_fact_row(running):
     import time
 
-    from scripts.backfill_archive import backfill
     from consumers.archive.store import S3ArchiveStore
     from ingest.producer import KinesisProducer
+    from scripts.backfill_archive import backfill
 
     config, info = running
     # GIVEN the sample delivered (the first test replayed it twice) and merged
