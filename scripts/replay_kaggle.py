@@ -396,7 +396,8 @@ def _progress_bar(total: int | None, enabled: bool):
 
 
 def format_summary(stats: ReplayStats) -> str:
-    rate = f"{stats.events_sent / stats.elapsed_s:,.0f} events/s, {stats.lines_sent / stats.elapsed_s:,.0f} lines/s" if stats.elapsed_s else "-"
+    rate = (f"{stats.events_sent / stats.elapsed_s:,.0f} events/s, {stats.lines_sent / stats.elapsed_s:,.0f} lines/s"
+            if stats.elapsed_s else "-")
     lines = [
         f"replay of {stats.source} → {stats.target} ({stats.mode})",
         f"  read       {stats.events_read:>9,} invoices  {stats.lines_read:>9,} lines   total £{money_display(stats.source_total)}",

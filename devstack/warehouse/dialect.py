@@ -34,7 +34,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
 
 import sqlglot
 from sqlglot import exp
@@ -112,7 +111,7 @@ class Copy:
     command: CopyCommand
 
 
-Translation = Union[Query, Command, CreateMaterializedView, RefreshMaterializedView, DropMaterializedView, Copy]
+Translation = Query | Command | CreateMaterializedView | RefreshMaterializedView | DropMaterializedView | Copy
 
 
 class _Refusal(Exception):

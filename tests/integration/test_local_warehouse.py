@@ -238,7 +238,8 @@ def test_every_statement_of_warehouse_sql_runs(warehouse):
     # THEN none failed, and they did what they say
     assert ran == len(statements.all_statements())
     assert warehouse.execute("SELECT run_id FROM shopstream_merge_runs").rows == [(statements.EXAMPLE_RUN_ID,)]
-    assert warehouse.execute("SELECT version FROM shopstream_migrations ORDER BY version").rows == [(m.version,) for m in statements.migrations()]
+    assert warehouse.execute("SELECT version FROM shopstream_migrations ORDER BY version").rows == [
+        (m.version,) for m in statements.migrations()]
     assert set(warehouse.catalog()) >= {"stg_invoice_lines", "fact_invoice_lines", "dim_products", "dim_customers",
                                         "dim_date", *statements.materialized_views()}
 
