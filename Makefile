@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser demo test test-fast bench acceptance faults load lambdas lock up down clean
+.PHONY: help venv browser lint demo test test-fast bench acceptance faults load lambdas lock up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
-	@echo "make test    set up .venv and run the whole test suite (unit, contract, integration, e2e)"
+	@echo "make test    set up .venv, lint (ruff), run the whole test suite (unit, contract, integration, e2e)"
+	@echo "make lint    ruff check . (the rules are in pyproject.toml)"
 	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA))"
 	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
 	@echo "make faults  the fault suite on the full dataset (DATA=$(DATA)): every case ends in reconcile, 0 lost, 0 doubled"
@@ -59,10 +60,14 @@ browser:
 demo: venv
 	$(BIN)/shopstream demo
 
-test: venv browser
+# ruff (configured in pyproject.toml) first: a lint finding fails the run before the suite starts.
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint browser
 	$(BIN)/python -m pytest
 
-test-fast: venv
+test-fast: venv lint
 	$(BIN)/python -m pytest tests/unit tests/contract
 
 bench: venv
