@@ -5,16 +5,18 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser demo test test-fast bench acceptance faults load lambdas up down clean
+.PHONY: help venv browser lint demo test test-fast bench acceptance faults load lambdas lock up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
-	@echo "make test    set up .venv and run the whole test suite (unit, contract, integration, e2e)"
+	@echo "make test    set up .venv, lint (ruff), run the whole test suite (unit, contract, integration, e2e)"
+	@echo "make lint    ruff check . (the rules are in pyproject.toml)"
 	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA))"
 	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
 	@echo "make faults  the fault suite on the full dataset (DATA=$(DATA)): every case ends in reconcile, 0 lost, 0 doubled"
 	@echo "make load    bounded load test of the HTTP API (count and time) with the emulator's and workers' memory"
-	@echo "make lambdas build the Lambda zips and the dependency layer into build/lambda"
+	@echo "make lambdas build the Lambda zips and the dependency layers into build/lambda"
+	@echo "make lock    rewrite the layers' hashed locks (requirements-lambda*.lock) from requirements-lambda*.txt"
 	@echo "make browser install Debian's chromium + chromium-driver (the dashboard's browser test)"
 
 $(STAMP): requirements.txt requirements-lambda.txt pyproject.toml
@@ -68,10 +70,14 @@ browser:
 demo: venv
 	$(BIN)/shopstream demo
 
-test: venv browser
+# ruff (configured in pyproject.toml) first: a lint finding fails the run before the suite starts.
+lint: venv
+	$(BIN)/ruff check .
+
+test: venv lint browser
 	$(BIN)/python -m pytest
 
-test-fast: venv
+test-fast: venv lint
 	$(BIN)/python -m pytest tests/unit tests/contract
 
 bench: venv
@@ -89,6 +95,11 @@ load: venv
 
 lambdas: venv
 	$(BIN)/python infra/build_lambdas.py
+
+# pip-compile --generate-hashes of each layer's requirements file (infra/build_lambdas.py
+# --lock); the layers are installed from these locks with --require-hashes.
+lock: venv
+	$(BIN)/python infra/build_lambdas.py --lock
 
 up: venv
 	$(BIN)/shopstream up

@@ -55,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backfill-to", default="2011-01-31")
     parser.add_argument("--warehouse", help="a PostgreSQL URL instead of the embedded DuckDB")
     args = parser.parse_args(argv)
-    from scripts.backfill_archive import backfill
     from consumers.archive.store import S3ArchiveStore
     from ingest.producer import KinesisProducer
+    from scripts.backfill_archive import backfill
 
     config = stack.StackConfig(state_dir=Path(tempfile.mkdtemp(prefix="shopstream-acceptance-")),
                                emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port(),

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         results["gateway_http"] = percentiles(gateway)
         for size_mb in (1, 5):
             blob = json.dumps({"blob": "x" * (size_mb * 1024 * 1024)}).encode()
-            samples = timed(lambda: runtime.invoker.invoke(names["sized"], blob), 10, deadline, warmup=2)
+            samples = timed(lambda blob=blob: runtime.invoker.invoke(names["sized"], blob), 10, deadline, warmup=2)
             results[f"worker_ipc_{size_mb}mb_event"] = percentiles(samples)
         d50, d99 = results["direct"]["p50_ms"], results["direct"]["p99_ms"]
         results["ratios"] = {

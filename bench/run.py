@@ -64,7 +64,12 @@ from devstack import reconcile, stack
 from devstack.demo import verify_through_api
 from devstack.emulator import free_port
 from devstack.runtime.client import (
-    discover, run_schedule, status, wait_for_schedule, wait_until_drained, wait_until_each_drained,
+    discover,
+    run_schedule,
+    status,
+    wait_for_schedule,
+    wait_until_drained,
+    wait_until_each_drained,
 )
 from pipeline.events import money_display
 from pipeline.kaggle import COLUMNS, InvoiceGrouper, iter_source_rows, read_invoices
@@ -303,10 +308,14 @@ def deploy_baseline(config: stack.StackConfig, info: stack.StackInfo) -> dict[st
                           KeySchema=[{"AttributeName": "customer_id", "KeyType": "HASH"}],
                           AttributeDefinitions=[{"AttributeName": "customer_id", "AttributeType": "S"}])
     dynamodb.create_table(TableName=names["invoices"], BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "invoice_no", "KeyType": "HASH"}, {"AttributeName": "stock_code", "KeyType": "RANGE"}],
-                          AttributeDefinitions=[{"AttributeName": "invoice_no", "AttributeType": "S"}, {"AttributeName": "stock_code", "AttributeType": "S"}])
+                          KeySchema=[{"AttributeName": "invoice_no", "KeyType": "HASH"},
+                                     {"AttributeName": "stock_code", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "invoice_no", "AttributeType": "S"},
+                                                {"AttributeName": "stock_code", "AttributeType": "S"}])
     role = iam.create_role(RoleName="seed-baseline", AssumeRolePolicyDocument=json.dumps({
-        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }))["Role"]["Arn"]
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.write(Path(__file__).resolve().parent / "seed" / "handlers.py", "bench/seed/handlers.py")
@@ -386,7 +395,8 @@ def report(results: dict[str, Any]) -> str:
     lines = [
         "",
         f"shopstream benchmark — {results['source']}  ({results['machine']})",
-        f"  read + group only  {results['read']['lines']:,} lines → {results['read']['invoices']:,} invoices in {results['read']['seconds']:.1f}s",
+        f"  read + group only  {results['read']['lines']:,} lines → {results['read']['invoices']:,} invoices"
+        f" in {results['read']['seconds']:.1f}s",
     ]
     for run in results["runs"]:
         lines += _run_report(run)
@@ -401,11 +411,13 @@ def report(results: dict[str, Any]) -> str:
                              f"the invoice path alone (×{with_all / by_itself:.2f}, same run)")
     lines += [
         f"  GET /invoices      p50 {q['get_invoice']['p50_ms']} ms · p99 {q['get_invoice']['p99_ms']} ms (n={q['get_invoice']['n']})",
-        f"  GET /customers     p50 {q['customer_history']['p50_ms']} ms · p99 {q['customer_history']['p99_ms']} ms (n={q['customer_history']['n']})",
+        f"  GET /customers     p50 {q['customer_history']['p50_ms']} ms · p99 {q['customer_history']['p99_ms']} ms"
+        f" (n={q['customer_history']['n']})",
     ]
     if "verify" in results:
         v = results["verify"]
-        lines.append(f"  every invoice      {v['checked'] - v['missing']:,}/{v['checked']:,} retrievable, {v['mismatched']} totals differ ({v['seconds']:.0f}s)")
+        lines.append(f"  every invoice      {v['checked'] - v['missing']:,}/{v['checked']:,} retrievable, "
+                     f"{v['mismatched']} totals differ ({v['seconds']:.0f}s)")
     if b:
         lines += [
             f"  seed baseline      {b['rows_sent']:,} rows in {b['seconds']:.1f}s = {b['lines_per_s']} lines/s; "

@@ -36,7 +36,7 @@ class KinesisRecord:
     arrival: float = 0.0  # approximateArrivalTimestamp, epoch seconds
 
     @classmethod
-    def from_lambda(cls, record: dict[str, Any]) -> "KinesisRecord":
+    def from_lambda(cls, record: dict[str, Any]) -> KinesisRecord:
         kinesis = record["kinesis"]
         event_id = record.get("eventID") or ""  # "<shard id>:<sequence number>"
         return cls(

@@ -9,10 +9,16 @@
     shopstream dashboard [--port 8090] [--static FILE]   # the sales dashboard on 127.0.0.1, or a snapshot
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
+    shopstream --version
+
+The options every command shares (--state-dir, --emulator-port, --gateway-port,
+--admin-port, --region) go before or after the command: ``shopstream --gateway-port 9090
+up`` and ``shopstream up --gateway-port 9090`` are the same.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import sys
@@ -252,58 +258,92 @@ def _port(text: str) -> int:
     return port
 
 
+def version() -> str:
+    """The installed package's version (its metadata, from pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version("shopstream")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def shared_options(*, defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, as a parent parser. The top-level parser carries the
+    defaults; each subcommand's copy has none (``SUPPRESS``), so an option given after the
+    command overrides one given before it, and one not given there leaves the top level's."""
+    config = stack.StackConfig()
+    parent = argparse.ArgumentParser(add_help=False)
+
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parent.add_argument("--state-dir", default=default(str(stack.DEFAULT_STATE_DIR)),
+                        help=f"where pids, logs and local state live (default {stack.DEFAULT_STATE_DIR})")
+    parent.add_argument("--emulator-port", type=int, default=default(config.emulator_port),
+                        help=f"port of the AWS emulator on 127.0.0.1 (default {config.emulator_port})")
+    parent.add_argument("--gateway-port", type=int, default=default(config.gateway_port),
+                        help=f"port of the HTTP API on 127.0.0.1 (default {config.gateway_port})")
+    parent.add_argument("--admin-port", type=int, default=default(config.admin_port),
+                        help=f"port of the local runtime's admin API on 127.0.0.1 (default {config.admin_port})")
+    parent.add_argument("--region", default=default(stack.DEFAULT_REGION),
+                        help=f"AWS region the stack is deployed in (default {stack.DEFAULT_REGION})")
+    return parent
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="shopstream", description="Run the shopstream pipeline locally on an embedded AWS emulator.")
-    parser.add_argument("--state-dir", default=str(stack.DEFAULT_STATE_DIR), help="where pids, logs and local state live")
-    parser.add_argument("--emulator-port", type=int, default=4566)
-    parser.add_argument("--gateway-port", type=int, default=8080)
-    parser.add_argument("--admin-port", type=int, default=4599)
-    parser.add_argument("--region", default=stack.DEFAULT_REGION)
+    parser = argparse.ArgumentParser(prog="shopstream", parents=[shared_options(defaults=True)],
+                                     description="Run the shopstream pipeline locally on an embedded AWS emulator.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
+    shared = shared_options(defaults=False)
+    add_command = functools.partial(sub.add_parser, parents=[shared])
 
     warehouse_help = ("the local warehouse: a PostgreSQL URL such as postgresql://user@127.0.0.1:5432/shop "
                       "(default: an embedded DuckDB file under the state directory)")
-    up = sub.add_parser("up", help="start the emulator, apply the Terraform, start the local runtime")
+    up = add_command("up", help="start the emulator, apply the Terraform, start the local runtime")
     up.add_argument("--warehouse", help=warehouse_help)
     up.set_defaults(func=cmd_up)
-    sub.add_parser("restart", help="restart the local runtime against the running emulator, from its checkpoints"
+    add_command("restart", help="restart the local runtime against the running emulator, from its checkpoints"
                    ).set_defaults(func=cmd_restart)
-    sub.add_parser("down", help="stop everything and forget local state").set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="what runs and where the consumers are")
-    status.add_argument("--json", action="store_true")
+    add_command("down", help="stop everything and forget local state").set_defaults(func=cmd_down)
+    status = add_command("status", help="what runs and where the consumers are")
+    status.add_argument("--json", action="store_true", help="the state as one JSON object")
     status.set_defaults(func=cmd_status)
 
     from scripts.replay_kaggle import build_parser as replay_parser
 
-    replay = sub.add_parser("replay", help="replay Kaggle/UCI Online Retail data into the running stack")
+    replay = add_command("replay", help="replay Kaggle/UCI Online Retail data into the running stack")
     replay_parser(replay)
     replay.set_defaults(func=cmd_replay)
 
-    sql = sub.add_parser("sql", help="run one SQL statement (Redshift's dialect) on the warehouse")
+    sql = add_command("sql", help="run one SQL statement (Redshift's dialect) on the warehouse")
     sql.add_argument("query", help='e.g. "select * from mv_top_products_by_country where country = \'France\' '
                                    'order by rank limit 3"')
     sql.add_argument("--format", choices=("table", "json", "csv"), default="table", help="how to print the rows")
     sql.set_defaults(func=cmd_sql)
 
-    rec = sub.add_parser("reconcile", help="compare the source with DynamoDB, the archive and the warehouse")
+    rec = add_command("reconcile", help="compare the source with DynamoDB, the archive and the warehouse")
     rec.add_argument("--data", required=True, help="the source: Kaggle zip, CSV, directory or glob")
     rec.add_argument("--json", action="store_true", help="one JSON object with a key per sink")
     rec.set_defaults(func=cmd_reconcile)
 
     from scripts.backfill_archive import build_parser as backfill_parser
 
-    backfill = sub.add_parser("backfill", help="re-inject a date range of the archive into the stream")
+    backfill = add_command("backfill", help="re-inject a date range of the archive into the stream")
     backfill_parser(backfill, local=True)
     backfill.set_defaults(func=cmd_backfill)
 
     from scripts.redrive import build_parser as redrive_parser
 
-    redrive = sub.add_parser("redrive", help="read the failure records of the consumers' on-failure queues, "
-                                             "re-read those ranges from the stream and put their events back")
+    redrive = add_command("redrive", help="read the failure records of the consumers' on-failure queues, "
+                                          "re-read those ranges from the stream and put their events back")
     redrive_parser(redrive, local=True)
     redrive.set_defaults(func=cmd_redrive)
 
-    dashboard = sub.add_parser("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
+    dashboard = add_command("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
     from devstack.dashboard.server import DEFAULT_PORT
 
     dashboard.add_argument("--port", type=_port, default=DEFAULT_PORT,
@@ -313,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--verbose", action="store_true", help="print each request with its time")
     dashboard.set_defaults(func=cmd_dashboard)
 
-    demo = sub.add_parser("demo", help="up, replay, wait until drained, print the summary, down")
+    demo = add_command("demo", help="up, replay, wait until drained, print the summary, down")
     demo.add_argument("--warehouse", help=warehouse_help)
     demo.add_argument("--data", help="Kaggle zip, CSV, directory or glob (default: the bundled sample)")
     demo.add_argument("--report", help="write a JSON report here")

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import requests
@@ -147,7 +148,6 @@ def run_demo(
     say: Callable[[str], None] = print,
 ) -> int:
     from devstack import reconcile
-
     from pipeline.errors import SourceError
     from pipeline.kaggle import resolve_sources
 

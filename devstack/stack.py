@@ -25,9 +25,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -115,7 +116,7 @@ class StackInfo:
         (config.run_dir / "stack.json").write_text(json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, config: StackConfig) -> "StackInfo | None":
+    def load(cls, config: StackConfig) -> StackInfo | None:
         path = config.run_dir / "stack.json"
         return cls(**json.loads(path.read_text())) if path.exists() else None
 
@@ -151,7 +152,7 @@ def clients(config: StackConfig) -> Callable[..., Any]:
     return client
 
 
-def warehouse_executor(config: StackConfig, info: "StackInfo") -> Any:
+def warehouse_executor(config: StackConfig, info: StackInfo) -> Any:
     """The local warehouse through the emulator's Redshift Data API, as the merge reaches it."""
     from warehouse.data_api import DataApiExecutor
 
@@ -161,7 +162,7 @@ def warehouse_executor(config: StackConfig, info: "StackInfo") -> Any:
                            secret_arn=target["secret_arn"], timeout=600)
 
 
-def require_running(config: StackConfig) -> "StackInfo":
+def require_running(config: StackConfig) -> StackInfo:
     info = StackInfo.load(config)
     if info is None or not is_running(config):
         raise StackError(f"the local stack is not up (state in {config.state_dir}); run `shopstream up` first")

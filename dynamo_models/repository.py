@@ -12,16 +12,25 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
 
 from dynamo_models.invoice import PART_BYTES, InvoiceItem, decode_lines, encode_lines
 from pipeline.errors import BadRequest, ConfigurationError, RejectedWrite, TransientError
+from pipeline.events import (
+    _INVOICE_NO,
+    SCHEMA_VERSION,
+    InvoiceEvent,
+    InvoiceLine,
+    is_adjustment,
+    is_cancellation,
+    money_str,
+)
 from pipeline.retry import backoff_delay
-from pipeline.events import _INVOICE_NO, SCHEMA_VERSION, InvoiceEvent, InvoiceLine, is_adjustment, is_cancellation, money_str
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,11 @@ booleans as JSON booleans, a missing customer or description as ``null``.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC
 from decimal import Decimal
 from json.encoder import encode_basestring as _json_str
-from typing import Iterable
 
 from pipeline.errors import InvalidEvent
 from pipeline.events import EVENT_TYPE, InvalidJson, InvoiceEvent, load_json, money_str, shown
@@ -96,9 +97,9 @@ def _timestamp(iso: str) -> str:
 
 
 def _arrival(ms: int) -> str:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 

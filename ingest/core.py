@@ -17,8 +17,9 @@ a body over the size limit.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from pipeline.errors import InvalidEvent, Problem, ShopstreamError
 from pipeline.events import InvalidJson, InvoiceEvent, load_json, size_problem
@@ -138,7 +139,8 @@ def parse_items(items: list[Any]) -> ParsedBody:
             chosen[event.invoice_no] = (indexes[0], event)
         elif seen[1].event_id != event.event_id:
             for i in indexes:
-                rejected[i] = [Problem("invoice_no", f"invoice {event.invoice_no} already appears at item {seen[0]} with different content")]
+                rejected[i] = [Problem("invoice_no", f"invoice {event.invoice_no} already appears at item {seen[0]} "
+                                                     "with different content")]
     # An event must fit one Kinesis record: a larger invoice is refused whole, every item of it.
     indexes_of: dict[str, list[int]] = {}
     for indexes, event in candidates:

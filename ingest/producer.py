@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pipeline.codec import DEFAULT_AGGREGATE_BYTES, PackedRecord, aggregate
 from pipeline.aws_errors import translate
+from pipeline.codec import DEFAULT_AGGREGATE_BYTES, PackedRecord, aggregate
 from pipeline.errors import TransientError
 from pipeline.events import InvoiceEvent
 from pipeline.partitioning import ShardMap

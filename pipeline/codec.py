@@ -19,10 +19,11 @@ instead, so a damaged record is quarantined with its reason, never half-processe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import aws_kinesis_agg
+
 # The aggregator module puts the package's own directory on sys.path, which its
 # generated protobuf modules need ("import config_pb2"); import them through it.
 from aws_kinesis_agg.aggregator import AggRecord, messages_pb2

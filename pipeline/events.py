@@ -38,11 +38,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from json.encoder import encode_basestring as _json_str  # C-accelerated, non-ASCII kept
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from pipeline.errors import InvalidEvent, Problem
 
@@ -186,7 +187,7 @@ def shown_field(name: str) -> str:
     return shown(name)[1:-1]
 
 
-def size_problem(event: "InvoiceEvent", field: str = "lines") -> Problem | None:
+def size_problem(event: InvoiceEvent, field: str = "lines") -> Problem | None:
     """A problem if the event's wire JSON does not fit one Kinesis record."""
     size = len(event.to_json())
     if size <= MAX_EVENT_BYTES:
@@ -292,7 +293,7 @@ class InvoiceEvent:
             f'"customer_id":{customer},"country":{_json_str(self.country)}'
         )
         lines = "[" + ",".join(line.to_json_text() for line in self.lines) + "]"
-        digest = hashlib.sha256(f'{{{header},"lines":{lines}}}'.encode("utf-8")).hexdigest()[:32]
+        digest = hashlib.sha256(f'{{{header},"lines":{lines}}}'.encode()).hexdigest()[:32]
         result = (digest, header, lines)
         object.__setattr__(self, "_wire", result)  # memo on an immutable value
         return result
@@ -323,7 +324,7 @@ class InvoiceEvent:
         return json.loads(self.to_json(), parse_float=Decimal)
 
     @classmethod
-    def from_dict(cls, data: Any, *, path: str = "") -> "InvoiceEvent":
+    def from_dict(cls, data: Any, *, path: str = "") -> InvoiceEvent:
         """Validate a decoded JSON object against the contract.
 
         Raises :class:`InvalidEvent` listing every problem found, each naming its field
@@ -332,7 +333,7 @@ class InvoiceEvent:
         return _parse_event(data, path)
 
     @classmethod
-    def from_json(cls, raw: bytes | str) -> "InvoiceEvent":
+    def from_json(cls, raw: bytes | str) -> InvoiceEvent:
         try:
             data = load_json(raw)
         except InvalidJson as exc:

@@ -28,16 +28,17 @@ import operator
 import os
 import re
 import zipfile
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import IO, Any, Iterable, Iterator, Mapping
+from typing import IO, Any
 
 from pipeline.errors import Problem, SourceError, SourceRowError
 from pipeline.events import (
+    _INVOICE_NO,
     MAX_TEXT,
     InvoiceEvent,
-    _INVOICE_NO,
     build_event,
     normalize_customer_id,
     normalize_timestamp,

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pipeline.events import InvoiceEvent
 
 
-def partition_key(event: "InvoiceEvent") -> str:
+def partition_key(event: InvoiceEvent) -> str:
     return event.invoice_no
 
 
@@ -50,7 +51,7 @@ class ShardMap:
         self._starts = [s.starting_hash_key for s in self._shards]
 
     @classmethod
-    def from_list_shards(cls, shards: Iterable[dict]) -> "ShardMap":
+    def from_list_shards(cls, shards: Iterable[dict]) -> ShardMap:
         return cls(
             ShardRange(
                 s["ShardId"],

@@ -6,7 +6,7 @@ Attempt ``n`` (1-based) waits a random time between half and all of
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
 def backoff_delay(attempt: int, base: float, cap: float, *, uniform: Callable[[float, float], float] = random.uniform) -> float:

@@ -7,9 +7,9 @@ The environment variable names below are the contract with Terraform
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Mapping
 
 from pipeline.errors import ConfigurationError
 
@@ -79,7 +79,7 @@ class Settings:
     size_large_from: Decimal = DEFAULT_SIZE_LARGE_FROM
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         region = env.get(ENV_REGION) or env.get("AWS_DEFAULT_REGION")
         if not region:

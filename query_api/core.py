@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from pipeline.errors import BadRequest, NotFound
 from pipeline.events import _INVOICE_NO, normalize_customer_id, normalize_timestamp, shown, shown_field

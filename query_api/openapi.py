@@ -200,7 +200,10 @@ DOCUMENT: dict[str, Any] = {
                                 "oneOf": [
                                     {"$ref": "#/components/schemas/InvoiceEvent"},
                                     {"$ref": "#/components/schemas/RawRow"},
-                                    {"type": "array", "minItems": 1, "items": {"oneOf": [{"$ref": "#/components/schemas/InvoiceEvent"}, {"$ref": "#/components/schemas/RawRow"}]}},
+                                    {"type": "array", "minItems": 1, "items": {"oneOf": [
+                                        {"$ref": "#/components/schemas/InvoiceEvent"},
+                                        {"$ref": "#/components/schemas/RawRow"},
+                                    ]}},
                                 ]
                             }
                         }

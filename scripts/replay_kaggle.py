@@ -24,10 +24,11 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -395,7 +396,8 @@ def _progress_bar(total: int | None, enabled: bool):
 
 
 def format_summary(stats: ReplayStats) -> str:
-    rate = f"{stats.events_sent / stats.elapsed_s:,.0f} events/s, {stats.lines_sent / stats.elapsed_s:,.0f} lines/s" if stats.elapsed_s else "-"
+    rate = (f"{stats.events_sent / stats.elapsed_s:,.0f} events/s, {stats.lines_sent / stats.elapsed_s:,.0f} lines/s"
+            if stats.elapsed_s else "-")
     lines = [
         f"replay of {stats.source} → {stats.target} ({stats.mode})",
         f"  read       {stats.events_read:>9,} invoices  {stats.lines_read:>9,} lines   total £{money_display(stats.source_total)}",
@@ -436,8 +438,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def _bound(text: str | None, end_of_day: bool) -> str | None:
-    from query_api.core import parse_bound
     from pipeline.errors import BadRequest
+    from query_api.core import parse_bound
 
     try:
         return parse_bound("--to" if end_of_day else "--from", text, end_of_day=end_of_day)

@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
 from xml.etree.ElementTree import Element, SubElement
 
 if __package__ in (None, ""):  # run as a script: the repository root holds the warehouse package

@@ -14,9 +14,10 @@ API sends it as a string: exact), integers as ``int``, dates and timestamps as
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 

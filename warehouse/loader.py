@@ -22,8 +22,9 @@ Each step is safe to repeat and to run after a failure of the previous attempt:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from warehouse import statements
 from warehouse.results import Result

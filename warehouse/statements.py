@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 SQL_DIR = Path(__file__).resolve().with_name("sql")
@@ -126,7 +126,7 @@ def render(template: str, **values: int | str) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _file_statements(relative: str) -> tuple[str, ...]:
     path = SQL_DIR / relative
     statements = split_statements(path.read_text(encoding="utf-8"))
@@ -142,7 +142,7 @@ def _single(relative: str) -> str:
     return statements[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def migrations() -> tuple[Migration, ...]:
     """The migrations, in version order (``migrations/NNN_name.sql``, versions 1, 2, 3 … with no gap)."""
     found: list[Migration] = []

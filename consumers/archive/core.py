@@ -9,8 +9,9 @@ not one per event. Poison goes to the quarantine through the shared decoding ste
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from consumers.archive.format import DEFAULT_PREFIX, Delivered, object_key, tables_by_day, to_parquet
 from consumers.records import EventDecoder, KinesisRecord, Quarantine

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -118,7 +118,7 @@ def tables_by_day(delivered: Iterable[Delivered]) -> dict[str, pa.Table]:
         cols["shard_id"] += [item.shard_id] * n
         cols["sequence_number"] += [item.sequence_number] * n
         cols["sub_sequence_number"] += [item.sub_sequence_number] * n
-        cols["arrived_at"] += [datetime.fromtimestamp(item.arrival, tz=timezone.utc)] * n
+        cols["arrived_at"] += [datetime.fromtimestamp(item.arrival, tz=UTC)] * n
     return {day: pa.table(cols, schema=SCHEMA) for day, cols in columns.items()}
 
 

@@ -2,7 +2,8 @@
 the emulator's endpoint is honoured; pyarrow's own S3FileSystem ignores AWS_ENDPOINT_URL)."""
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 

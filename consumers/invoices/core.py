@@ -13,8 +13,9 @@ neighbours in the aggregate are stored.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from consumers.records import DecodedEvent, EventDecoder, KinesisRecord, Quarantine
 from pipeline.errors import RejectedWrite

@@ -6,10 +6,11 @@ days as ISO dates.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from devstack.dashboard import queries
 from warehouse.results import Result

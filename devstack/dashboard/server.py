@@ -18,11 +18,12 @@ import sys
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from devstack.dashboard.data import BadRequest, Dashboard, DashboardError
@@ -51,7 +52,7 @@ def _script_json(data: Any) -> str:
 def write_static(dashboard: Dashboard, path: str | Path, *, progress: Callable[[str], None] | None = None) -> Path:
     """Write a self-contained snapshot of the dashboard (data embedded) to ``path``."""
     snapshot = dashboard.snapshot(progress=progress)
-    snapshot["generated_at"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    snapshot["generated_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page(snapshot), encoding="utf-8")
@@ -59,7 +60,7 @@ def write_static(dashboard: Dashboard, path: str | Path, *, progress: Callable[[
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: _Server
     server_version = "shopstream-dashboard"
     protocol_version = "HTTP/1.1"
     timeout = 60  # an idle keep-alive connection is closed after this many seconds
@@ -194,7 +195,7 @@ class DashboardServer:
         finally:
             self._server.server_close()
 
-    def start(self) -> "DashboardServer":
+    def start(self) -> DashboardServer:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
                                         name=f"dashboard:{self.port}", daemon=True)
         self._thread.start()
@@ -207,7 +208,7 @@ class DashboardServer:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "DashboardServer":
+    def __enter__(self) -> DashboardServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

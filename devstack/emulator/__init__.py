@@ -59,7 +59,7 @@ class Emulator:
         cls, port: int = DEFAULT_PORT, *, log_path: str | None = None, timeout: float = 30.0, patched: bool = True,
         warehouse_url: str | None = None, warehouse_dir: str | os.PathLike[str] | None = None,
         fresh_warehouse: bool = False,
-    ) -> "Emulator":
+    ) -> Emulator:
         """Start the emulator on 127.0.0.1:``port``; ``patched=False`` serves moto as released.
 
         The local warehouse behind its Data API: ``warehouse_url`` (``postgresql://…``), or

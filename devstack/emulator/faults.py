@@ -32,8 +32,9 @@ import logging
 import re
 import threading
 import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 CONTROL_PATH = "/_shopstream/faults"
 
@@ -70,7 +71,7 @@ class Rule:
     _seen: int = field(default=0, repr=False)  # partial mode: entries it has counted
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Rule":
+    def from_dict(cls, data: Any) -> Rule:
         if not isinstance(data, dict):
             raise FaultError(f"a rule is a JSON object, not {type(data).__name__}")
         unknown = set(data) - {"action", "mode", "every", "times", "match", "code", "status", "message"}

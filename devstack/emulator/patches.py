@@ -87,8 +87,9 @@ import bisect
 import importlib
 import inspect
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 MOTO_VERSION = "5.2.5"  # the version pinned in requirements.txt; the patches target it
 
@@ -489,7 +490,9 @@ def _parsed_attribute_value(value: Any) -> dict[str, Any] | None:
         if kind == "B":
             return {"B": base64.b64decode(inner)} if isinstance(inner, str) else None
         if kind == "BS":
-            return {"BS": [base64.b64decode(v) for v in inner]} if isinstance(inner, list) and all(isinstance(v, str) for v in inner) else None
+            if isinstance(inner, list) and all(isinstance(v, str) for v in inner):
+                return {"BS": [base64.b64decode(v) for v in inner]}
+            return None
     except (binascii.Error, ValueError):
         return None
     if kind == "M":

@@ -12,11 +12,16 @@ import signal
 import sys
 import threading
 
-from devstack.runtime.shards import PollerSettings
 from devstack.runtime.runtime import (
-    DEFAULT_ADMIN_PORT, DEFAULT_EMULATOR_URL, DEFAULT_GATEWAY_PORT, REPO_ROOT, LocalRuntime, RuntimeConfig,
+    DEFAULT_ADMIN_PORT,
+    DEFAULT_EMULATOR_URL,
+    DEFAULT_GATEWAY_PORT,
+    REPO_ROOT,
+    LocalRuntime,
+    RuntimeConfig,
     default_region,
 )
+from devstack.runtime.shards import PollerSettings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -24,15 +24,15 @@ class Checkpoint:
     value: str = ""
 
     @classmethod
-    def after(cls, sequence_number: str) -> "Checkpoint":
+    def after(cls, sequence_number: str) -> Checkpoint:
         return cls("AFTER_SEQUENCE_NUMBER", str(sequence_number))
 
     @classmethod
-    def at_timestamp(cls, epoch: float) -> "Checkpoint":
+    def at_timestamp(cls, epoch: float) -> Checkpoint:
         return cls("AT_TIMESTAMP", repr(float(epoch)))
 
     @classmethod
-    def shard_end(cls) -> "Checkpoint":
+    def shard_end(cls) -> Checkpoint:
         return cls("SHARD_END", "")
 
     @property

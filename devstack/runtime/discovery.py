@@ -24,8 +24,18 @@ import boto3
 from botocore.config import Config
 
 from devstack.runtime.model import (
-    DeliveryStreamSpec, Discovery, EsmSpec, FunctionSpec, HttpApiSpec, RouteSpec, ScheduleSpec, arn_account,
-    arn_region, arn_resource_name, function_arn_from_uri, function_name_from_arn,
+    DeliveryStreamSpec,
+    Discovery,
+    EsmSpec,
+    FunctionSpec,
+    HttpApiSpec,
+    RouteSpec,
+    ScheduleSpec,
+    arn_account,
+    arn_region,
+    arn_resource_name,
+    function_arn_from_uri,
+    function_name_from_arn,
 )
 from devstack.runtime.workers import FAKE_CREDENTIALS
 

@@ -70,14 +70,25 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, EsmSpec, arn_account, arn_resource_name
 from devstack.runtime.shards import (
-    FINISHED, IDLE, INVOKED, STOPPED, WAITING, PollerSettings, ShardReader, ShardTail, StartingPosition, Stopped,
-    StreamConsumer, StreamRecord,
+    FINISHED,
+    IDLE,
+    INVOKED,
+    STOPPED,
+    WAITING,
+    PollerSettings,
+    ShardReader,
+    ShardTail,
+    StartingPosition,
+    Stopped,
+    StreamConsumer,
+    StreamRecord,
 )
 from devstack.runtime.workers import InvokeResult, iso_millis, service_error
 

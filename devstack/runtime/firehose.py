@@ -56,16 +56,27 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.esm import FunctionInvoker
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, DeliveryStreamSpec
 from devstack.runtime.shards import (
-    FINISHED, GET_RECORDS_LIMIT, IDLE, INVOKED, STOPPED, WAITING, PollerSettings, ShardReader, ShardTail,
-    StartingPosition, Stopped, StreamConsumer,
+    FINISHED,
+    GET_RECORDS_LIMIT,
+    IDLE,
+    INVOKED,
+    STOPPED,
+    WAITING,
+    PollerSettings,
+    ShardReader,
+    ShardTail,
+    StartingPosition,
+    Stopped,
+    StreamConsumer,
 )
 from devstack.runtime.workers import InvokeResult, service_error
 
@@ -385,7 +396,7 @@ class FirehoseShardProcessor:
         self.tail.stats.in_flight = True
         try:
             self._transform_pending()
-            moment = datetime.fromtimestamp(self.clock(), tz=timezone.utc)
+            moment = datetime.fromtimestamp(self.clock(), tz=UTC)
             gz = spec.compression == "GZIP"
             if p.failed:
                 body = "".join(json.dumps(f) + "\n" for f in p.failed).encode()

@@ -49,9 +49,10 @@ import os
 import re
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from devstack.runtime.model import HttpApiSpec, RouteSpec
@@ -209,7 +210,7 @@ def build_event(*, method: str, raw_path: str, raw_query: str, headers: Iterable
     if body and "content-length" not in joined:
         joined["content-length"] = str(len(body))
 
-    moment = _dt.datetime.fromtimestamp(now, _dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(now, _dt.UTC)
     route_key = match.route.route_key
     event: dict[str, Any] = {
         "version": "2.0",
@@ -435,7 +436,7 @@ class GatewayApp:
             match.route.function_arn or match.route.function_name, payload, acquire_timeout=timeout))
         try:
             result = await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("integration timeout after %.1fs route=%r function=%s", timeout, match.route.route_key,
                         match.route.function_name)
             return self._finish(message_response(*UNAVAILABLE), request_id)

@@ -7,8 +7,9 @@ the workers, the Kinesis pollers and the gateway are configured with. Each has a
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 DEFAULT_REGION = "us-east-1"
 INVOKE_PAYLOAD_LIMIT = 6 * 1024 * 1024  # synchronous invocation request and response (6 MB)
@@ -69,7 +70,7 @@ class FunctionSpec:
                 self.reserved_concurrency, self.runtime, self.code_sha256, self.last_modified)
 
     @classmethod
-    def from_api(cls, config: Mapping[str, Any], reserved: int | None = None) -> "FunctionSpec":
+    def from_api(cls, config: Mapping[str, Any], reserved: int | None = None) -> FunctionSpec:
         return cls(
             name=config["FunctionName"],
             arn=config["FunctionArn"],
@@ -145,7 +146,7 @@ class EsmSpec:
         }
 
     @classmethod
-    def from_api(cls, config: Mapping[str, Any]) -> "EsmSpec":
+    def from_api(cls, config: Mapping[str, Any]) -> EsmSpec:
         def number(key: str, default):
             value = config.get(key)
             return default if value is None else value
@@ -222,8 +223,8 @@ class Discovery:
     """stream ARN → ((shard id, parent shard id, ending sequence number if closed, adjacent
     parent shard id of a merge), ...)"""
     retention_seconds: Mapping[str, int] = field(default_factory=dict)
-    delivery_streams: Mapping[str, "DeliveryStreamSpec"] = field(default_factory=dict)
-    schedules: Mapping[str, "ScheduleSpec"] = field(default_factory=dict)
+    delivery_streams: Mapping[str, DeliveryStreamSpec] = field(default_factory=dict)
+    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ class DeliveryStreamSpec:
         }
 
     @classmethod
-    def from_api(cls, description: Mapping[str, Any]) -> "DeliveryStreamSpec | None":
+    def from_api(cls, description: Mapping[str, Any]) -> DeliveryStreamSpec | None:
         """None for delivery streams the local runtime does not play (not Kinesis → Redshift)."""
         source = (description.get("Source") or {}).get("KinesisStreamSourceDescription") or {}
         destinations = description.get("Destinations") or []

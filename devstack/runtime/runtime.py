@@ -26,17 +26,18 @@ import pathlib
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.discovery import ClientFactory, discover
-from devstack.runtime.gateway import GatewayApp, RouteTable
 from devstack.runtime.esm import BotoDestinationSender, EsmRunner
 from devstack.runtime.firehose import COPY_TIMEOUT, BotoObjectStore, DataApiWarehouse, FirehoseRunner
+from devstack.runtime.gateway import GatewayApp, RouteTable
+from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
 from devstack.runtime.schedules import ScheduleRunner
 from devstack.runtime.shards import BotoShardReader, PollerSettings, Precedence, StreamConsumer
-from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
 from devstack.runtime.workers import Invoker
 
 log = logging.getLogger("devstack.runtime")
@@ -121,7 +122,7 @@ class LocalRuntime:
         self._logged: set = set()
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "LocalRuntime":
+    def start(self) -> LocalRuntime:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store = CheckpointStore(self.state_dir / "checkpoints.sqlite")
         self.started_at = time.time()
@@ -165,7 +166,7 @@ class LocalRuntime:
             self.store.close()
         log.info("local runtime stopped")
 
-    def __enter__(self) -> "LocalRuntime":
+    def __enter__(self) -> LocalRuntime:
         return self.start()
 
     def __exit__(self, *exc) -> None:

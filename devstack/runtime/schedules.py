@@ -32,9 +32,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Callable
+from datetime import UTC, datetime, timedelta
 
 from devstack.runtime.esm import FunctionInvoker
 from devstack.runtime.model import ScheduleSpec, arn_account
@@ -107,7 +107,7 @@ class Cron:
     years: set[int]
 
     @classmethod
-    def parse(cls, expression: str) -> "Cron":
+    def parse(cls, expression: str) -> Cron:
         match = re.fullmatch(r"cron\((.*)\)", expression.strip(), re.I)
         parts = match.group(1).split() if match else []
         if len(parts) != 6:
@@ -179,7 +179,7 @@ class ScheduleRunner(threading.Thread):
         rate = rate_seconds(self.spec.expression)
         if rate is not None:
             return after + (min(rate, self.period_cap) if self.period_cap else rate)
-        following = Cron.parse(self.spec.expression).next_after(datetime.fromtimestamp(after, tz=timezone.utc))
+        following = Cron.parse(self.spec.expression).next_after(datetime.fromtimestamp(after, tz=UTC))
         return following.timestamp() if following else None
 
     def _plan_first(self) -> None:

@@ -41,8 +41,9 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 from devstack.runtime.checkpoints import Checkpoint, CheckpointStore
 from devstack.runtime.model import arn_resource_name

@@ -122,18 +122,18 @@ def load_handler(handler: str):
     try:
         module_name, function_name = handler.rsplit(".", 1)
     except ValueError:
-        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': not enough values to unpack")
+        raise _Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': not enough values to unpack") from None
     try:
         module = importlib.import_module(module_name.replace("/", "."))
     except ImportError as exc:
-        raise _Fault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
+        raise _Fault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from None
     except SyntaxError as exc:
         raise _Fault("Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}",
-                     [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}'])
+                     [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']) from None
     try:
         return getattr(module, function_name)
     except AttributeError:
-        raise _Fault("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'")
+        raise _Fault("Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'") from None
 
 
 class _Fault(Exception):

@@ -40,12 +40,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from devstack.runtime import ipc
-from devstack.runtime.worker import make_error
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, FunctionSpec, function_name_from_arn
+from devstack.runtime.worker import make_error
 
 log = logging.getLogger("devstack.runtime.workers")
 
@@ -107,7 +108,7 @@ def build_environment(spec: FunctionSpec, *, code_root: str, emulator_url: str |
            or (k.startswith("PYTHON") and k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"))}
     env.update({k: str(v) for k, v in spec.environment.items()})
     region = region or spec.region
-    today = _dt.datetime.now(_dt.timezone.utc).strftime("%Y/%m/%d")
+    today = _dt.datetime.now(_dt.UTC).strftime("%Y/%m/%d")
     python_path = [str(code_root)]
     if pathlib.Path(code_root).resolve() != RUNTIME_ROOT:
         python_path.append(str(RUNTIME_ROOT))
@@ -415,7 +416,7 @@ class FunctionPool:
 
 def iso_millis(epoch: float) -> str:
     """``2024-05-01T12:00:00.123Z``: the UTC time format of Lambda's logs and records."""
-    moment = _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc)
+    moment = _dt.datetime.fromtimestamp(epoch, _dt.UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from devstack.warehouse.errors import CopyError
 
@@ -58,7 +58,7 @@ class S3Url:
     key: str
 
     @classmethod
-    def parse(cls, url: str) -> "S3Url":
+    def parse(cls, url: str) -> S3Url:
         match = re.fullmatch(r"s3://([^/]+)/(.+)", url)
         if match is None:
             raise CopyError(f"not an s3://bucket/key URL: {url!r}")
@@ -85,7 +85,7 @@ class JsonPath:
     key: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "JsonPath":
+    def parse(cls, text: str) -> JsonPath:
         match = re.fullmatch(r"\$\[\s*(\d+)\s*\]", text) or re.fullmatch(r"\$\.([A-Za-z_][A-Za-z0-9_]*)", text) \
             or re.fullmatch(r"\$\[\s*'([^']*)'\s*\]", text) or re.fullmatch(r'\$\[\s*"([^"]*)"\s*\]', text)
         if match is None:

@@ -32,8 +32,8 @@ Anything sqlglot itself reports as unsupported is an error, never a silent drop.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import sqlglot
 from sqlglot import exp
@@ -55,7 +55,7 @@ TARGETS = (DUCKDB, POSTGRES)
 TABLE, VIEW, MATERIALIZED_VIEW = "table", "view", "materialized view"
 
 # table name → {column: type} (None when the table is unknown); used to type TRUNC's argument
-ColumnTypes = Callable[[str], Union[dict[str, str], None]]
+ColumnTypes = Callable[[str], dict[str, str] | None]
 
 
 # ---- what a statement becomes -------------------------------------------------------------
@@ -111,7 +111,7 @@ class Copy:
     command: CopyCommand
 
 
-Translation = Union[Query, Command, CreateMaterializedView, RefreshMaterializedView, DropMaterializedView, Copy]
+Translation = Query | Command | CreateMaterializedView | RefreshMaterializedView | DropMaterializedView | Copy
 
 
 class _Refusal(Exception):

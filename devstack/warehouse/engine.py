@@ -23,8 +23,9 @@ REFRESH rebuilds them from.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from devstack.warehouse import dialect
 from devstack.warehouse.copy import ObjectReader, read_jsonpaths, read_objects
@@ -80,7 +81,7 @@ class LocalWarehouse:
 
     @classmethod
     def open(cls, url: str | None = None, *, duckdb_path: Path | None = None,
-             object_reader: ObjectReader | None = None, batch_observer: BatchObserver | None = None) -> "LocalWarehouse":
+             object_reader: ObjectReader | None = None, batch_observer: BatchObserver | None = None) -> LocalWarehouse:
         """``None`` or ``duckdb:///path/file.duckdb`` → DuckDB (``None`` uses ``duckdb_path``);
         ``postgresql://user@host:port/db`` → PostgreSQL. ``object_reader(bucket, key)``
         returns an S3 object's bytes for COPY. ``batch_observer(index, sql)`` is a test
@@ -194,7 +195,7 @@ class LocalWarehouse:
     def close(self) -> None:
         self._backend.close()
 
-    def __enter__(self) -> "LocalWarehouse":
+    def __enter__(self) -> LocalWarehouse:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,7 +4,6 @@ transformation emits is exactly what the COPY lists."""
 from __future__ import annotations
 
 import json
-import re
 
 import hcl2
 import pytest

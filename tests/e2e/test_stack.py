@@ -107,9 +107,9 @@ def fact_snapshot(config, info):
 def test_every_sink_reconciles_and_neither_a_replay_nor_a_backfill_changes_a_fact_row(running):
     import time
 
-    from scripts.backfill_archive import backfill
     from consumers.archive.store import S3ArchiveStore
     from ingest.producer import KinesisProducer
+    from scripts.backfill_archive import backfill
 
     config, info = running
     # GIVEN the sample delivered (the first test replayed it twice) and merged
@@ -186,8 +186,8 @@ def test_the_http_api_as_a_client_sees_it(running):
 
     invoice = requests.get(f"{api}/invoices/536365", timeout=10).json()
     assert invoice["customer_id"] == "17850" and invoice["invoice_date"] == "2010-12-01T08:26:00"
-    assert Decimal(invoice["total"]) == events["536365"].total == sum(Decimal(l["amount"]) for l in invoice["lines"])
-    assert [l["line_no"] for l in invoice["lines"]] == list(range(1, len(events["536365"].lines) + 1))
+    assert Decimal(invoice["total"]) == events["536365"].total == sum(Decimal(item["amount"]) for item in invoice["lines"])
+    assert [item["line_no"] for item in invoice["lines"]] == list(range(1, len(events["536365"].lines) + 1))
 
     cancellation = requests.get(f"{api}/invoices/C536379", timeout=10).json()
     assert cancellation["is_cancellation"] is True and Decimal(cancellation["total"]) < 0

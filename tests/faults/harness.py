@@ -15,10 +15,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import requests
 
@@ -123,7 +124,7 @@ def stored_items(s: Stack) -> int:
     return int(table.get("ItemCount") or 0)
 
 
-def wait_for_progress(s: Stack, sender: "Background", items: int, timeout: float = 120.0) -> None:
+def wait_for_progress(s: Stack, sender: Background, items: int, timeout: float = 120.0) -> None:
     """Until the table holds ``items`` items while ``sender`` still runs (its error, if it failed)."""
     wait_until(lambda: stored_items(s) >= items or not sender.running, timeout, f"{items} items stored")
     if not sender.running:

@@ -22,7 +22,16 @@ from pipeline.events import InvoiceEvent, InvoiceLine
 from pipeline.partitioning import ShardMap
 from scripts.replay_kaggle import replay
 from tests.faults import harness
-from tests.faults.harness import Background, CaseResult, kill_emulator, kill_runtime, settle, source, source_events, stored_items
+from tests.faults.harness import (
+    Background,
+    CaseResult,
+    kill_emulator,
+    kill_runtime,
+    settle,
+    source,
+    source_events,
+    stored_items,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

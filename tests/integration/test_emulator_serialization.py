@@ -57,7 +57,8 @@ def pair():
 @pytest.mark.parametrize("action, body", [
     ("GetItem", {"TableName": TABLE, "Key": {"pk": {"S": "a"}, "sk": {"N": "1"}}}),
     ("Query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "a"}}}),
-    ("Query", {"TableName": TABLE, "IndexName": "by-gsi", "KeyConditionExpression": "gsi = :g", "ExpressionAttributeValues": {":g": {"S": "g1"}}}),
+    ("Query", {"TableName": TABLE, "IndexName": "by-gsi", "KeyConditionExpression": "gsi = :g",
+               "ExpressionAttributeValues": {":g": {"S": "g1"}}}),
     ("Scan", {"TableName": TABLE, "Limit": 2}),
     ("BatchGetItem", {"RequestItems": {TABLE: {"Keys": [{"pk": {"S": "a"}, "sk": {"N": "1"}}, {"pk": {"S": "b"}, "sk": {"N": "1"}}]}}}),
     ("UpdateItem", {"TableName": TABLE, "Key": {"pk": {"S": "b"}, "sk": {"N": "1"}}, "UpdateExpression": "SET extra = :e",

@@ -88,7 +88,8 @@ class StreamReader:
     def _lambda_record(self, shard_id, r):
         return {
             "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": r["PartitionKey"], "sequenceNumber": r["SequenceNumber"],
-                        "data": base64.b64encode(r["Data"]).decode(), "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()},
+                        "data": base64.b64encode(r["Data"]).decode(),
+                        "approximateArrivalTimestamp": r["ApproximateArrivalTimestamp"].timestamp()},
             "eventSource": "aws:kinesis", "eventVersion": "1.0", "eventID": f"{shard_id}:{r['SequenceNumber']}",
             "eventName": "aws:kinesis:record", "invokeIdentityArn": "arn:aws:iam::123456789012:role/test",
             "awsRegion": "eu-west-1", "eventSourceARN": self.arn,
@@ -176,13 +177,15 @@ def test_http_errors_name_the_problem(stack):
     assert (status, body["message"]) == (404, "invoice 999999 not found")
     status, body = get(stack, "/customers/1/invoices", "/customers/{customer_id}/invoices", {"customer_id": "1"})
     assert status == 404
-    status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"cursor": "garbage"})
+    status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"},
+                       {"cursor": "garbage"})
     assert status == 400 and body["problems"][0]["field"] == "cursor"
     # a well-formed cursor with a tampered key: DynamoDB would refuse it, which read as "retry" (503)
     status, page = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"limit": "1"})
     key = json.loads(base64.urlsafe_b64decode(page["next_cursor"] + "=" * (-len(page["next_cursor"]) % 4)))
     tampered = base64.urlsafe_b64encode(json.dumps({**key, "part": {"S": "zero"}}).encode()).decode()
-    status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"}, {"cursor": tampered})
+    status, body = get(stack, "/customers/17850/invoices", "/customers/{customer_id}/invoices", {"customer_id": "17850"},
+                       {"cursor": tampered})
     assert status == 400 and body["problems"][0]["field"] == "cursor"
     status, body = post(stack, '{"schema_version": 1, "invoice_no": "1"')
     assert status == 400 and "not valid JSON" in body["problems"][0]["reason"]

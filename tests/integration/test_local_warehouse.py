@@ -3,10 +3,9 @@ types them, batches as transactions, COPY as Firehose sends it, errors that name
 statement, reset, and many threads at once."""
 from __future__ import annotations
 
-import json
-
 import datetime as dt
 import itertools
+import json
 import threading
 from decimal import Decimal
 
@@ -16,7 +15,6 @@ from devstack.warehouse import LocalWarehouse, WarehouseError
 from tests.factories import copy_statement, event, keyed_rows, line, staging_ndjson
 from warehouse import statements
 from warehouse.loader import WarehouseLoader
-from warehouse.schema import STAGING_COLUMN_NAMES
 
 
 def test_results_carry_redshift_type_names_and_python_values(warehouse):
@@ -240,7 +238,8 @@ def test_every_statement_of_warehouse_sql_runs(warehouse):
     # THEN none failed, and they did what they say
     assert ran == len(statements.all_statements())
     assert warehouse.execute("SELECT run_id FROM shopstream_merge_runs").rows == [(statements.EXAMPLE_RUN_ID,)]
-    assert warehouse.execute("SELECT version FROM shopstream_migrations ORDER BY version").rows == [(m.version,) for m in statements.migrations()]
+    assert warehouse.execute("SELECT version FROM shopstream_migrations ORDER BY version").rows == [
+        (m.version,) for m in statements.migrations()]
     assert set(warehouse.catalog()) >= {"stg_invoice_lines", "fact_invoice_lines", "dim_products", "dim_customers",
                                         "dim_date", *statements.materialized_views()}
 

@@ -29,7 +29,8 @@ def test_replay_to_the_stream_delivers_every_event_once(emulator, monkeypatch, t
     shard_map = ShardMap.from_list_shards(shards)
     received = []
     for shard in shards:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
         records = kinesis.get_records(ShardIterator=iterator, Limit=10_000)["Records"]
         assert records, "both shards get records"
         for record in records:

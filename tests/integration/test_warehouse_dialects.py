@@ -44,7 +44,7 @@ def test_getdate_is_utc_now_as_a_timestamp_without_fractional_seconds(warehouse)
     # WHEN GETDATE() and SYSDATE are asked for
     result = warehouse.execute("SELECT GETDATE() AS now, SYSDATE AS sys")
     now, sys_now = result.rows[0]
-    utc = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    utc = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # THEN both are naive UTC timestamps of now, GETDATE whole seconds
     assert [c.type_name for c in result.columns] == ["timestamp", "timestamp"]
     assert now.tzinfo is None and now.microsecond == 0
@@ -56,10 +56,10 @@ def test_trunc_of_a_timestamp_is_its_date_and_of_a_number_its_integer_part(wareh
     warehouse.execute("CREATE TABLE trunc_cases (at TIMESTAMP, amount DECIMAL(10,2))")
     warehouse.execute("INSERT INTO trunc_cases VALUES ('2010-12-01 08:26:00', 12.75)")
     # WHEN TRUNC is applied to each
-    before = dt.datetime.now(dt.timezone.utc).date()
+    before = dt.datetime.now(dt.UTC).date()
     result = warehouse.execute("SELECT TRUNC(at) AS day, TRUNC(amount) AS whole, TRUNC(GETDATE()) AS today "
                                "FROM trunc_cases")
-    after = dt.datetime.now(dt.timezone.utc).date()
+    after = dt.datetime.now(dt.UTC).date()
     # THEN the timestamp becomes a date (as in Redshift), the number loses its fraction
     day, whole, today = result.rows[0]
     assert day == dt.date(2010, 12, 1) and result.columns[0].type_name == "date"

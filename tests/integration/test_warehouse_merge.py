@@ -16,9 +16,9 @@ import pytest
 from devstack.warehouse import LocalWarehouse, WarehouseError
 from pipeline.kaggle import read_invoices
 from tests.conftest import SAMPLE
-from warehouse.schema import source_sequence
 from tests.factories import copy_statement, event, line, staging_ndjson
 from warehouse.loader import WarehouseLoader
+from warehouse.schema import source_sequence
 
 FIRST = 10**20  # the first Kinesis sequence number used here
 

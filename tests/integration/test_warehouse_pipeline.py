@@ -16,8 +16,8 @@ from pipeline.kaggle import read_invoices
 from tests.conftest import SAMPLE
 from tests.factories import FakeBucket, copy_statement, staging_ndjson
 from tests.integration.conftest import WAREHOUSE_BACKENDS
-from warehouse.loader import RunResult, WarehouseLoader
 from warehouse import statements
+from warehouse.loader import RunResult, WarehouseLoader
 
 SAMPLE_INVOICES, SAMPLE_LINES, SAMPLE_TOTAL = 418, 7419, Decimal("150463.30")
 

@@ -9,7 +9,13 @@ import pytest
 
 from consumers.archive.core import ArchiveWriter
 from consumers.archive.format import (
-    CorruptArchive, Delivered, day_prefixes, events_from_table, read_parquet, tables_by_day, to_parquet,
+    CorruptArchive,
+    Delivered,
+    day_prefixes,
+    events_from_table,
+    read_parquet,
+    tables_by_day,
+    to_parquet,
 )
 from consumers.records import KinesisRecord
 from pipeline.codec import aggregate

@@ -4,6 +4,7 @@ reproducible (Terraform's source_code_hash changes only with code)."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import zipfile
 from pathlib import Path
 
@@ -177,36 +178,120 @@ def test_layer_python_version_comes_from_the_runtime():
         builder.python_version("nodejs20.x")
 
 
-def test_layer_is_kept_when_requirements_are_unchanged(tmp_path, monkeypatch):
-    # GIVEN a layer built from these requirements (recorded beside it)
-    requirements = tmp_path / "requirements-lambda.txt"
-    requirements.write_text("six==1.17.0\n")
+def test_layer_is_kept_when_its_lock_is_unchanged(tmp_path, monkeypatch):
+    # GIVEN a layer built from this lock (recorded beside it)
+    lock = tmp_path / "requirements-lambda.lock"
+    lock.write_text("six==1.17.0 --hash=sha256:" + "0" * 64 + "\n")
     (tmp_path / "layer.zip").write_bytes(b"previous build")
-    (tmp_path / "layer.zip.sha256").write_text(builder._layer_fingerprint(requirements, "python3.12") + "\n")
+    (tmp_path / "layer.zip.sha256").write_text(builder._layer_fingerprint(lock, "python3.12") + "\n")
     calls = []
     monkeypatch.setattr(builder.subprocess, "run", lambda *a, **k: calls.append(a))
     # WHEN built again THEN pip is not run and the zip is kept
-    path, rebuilt = builder.build_layer(tmp_path, runtime="python3.12", requirements=requirements)
+    path, rebuilt = builder.build_layer(tmp_path, runtime="python3.12", lock=lock)
     assert (rebuilt, calls, path.read_bytes()) == (False, [], b"previous build")
-    # a different runtime or changed requirements make it stale
-    assert builder._layer_fingerprint(requirements, "python3.13") != (tmp_path / "layer.zip.sha256").read_text().strip()
-    requirements.write_text("six==1.16.0\n")
-    assert builder._layer_fingerprint(requirements, "python3.12") != (tmp_path / "layer.zip.sha256").read_text().strip()
+    # a different runtime or a changed lock make it stale
+    assert builder._layer_fingerprint(lock, "python3.13") != (tmp_path / "layer.zip.sha256").read_text().strip()
+    lock.write_text("six==1.16.0 --hash=sha256:" + "0" * 64 + "\n")
+    assert builder._layer_fingerprint(lock, "python3.12") != (tmp_path / "layer.zip.sha256").read_text().strip()
+
+
+class Failed:
+    returncode = 1
+    stdout = ""
+    stderr = "ERROR: No matching distribution found for no-such-package==0"
 
 
 def test_pip_failure_is_reported_with_its_output(tmp_path, monkeypatch):
-    requirements = tmp_path / "requirements-lambda.txt"
-    requirements.write_text("no-such-package==0\n")
-
-    class Failed:
-        returncode = 1
-        stdout = ""
-        stderr = "ERROR: No matching distribution found for no-such-package==0"
-
+    lock = tmp_path / "requirements-lambda.lock"
+    lock.write_text("no-such-package==0\n")
     monkeypatch.setattr(builder.subprocess, "run", lambda *a, **k: Failed())
     with pytest.raises(builder.BuildError, match="No matching distribution found"):
-        builder.build_layer(tmp_path, requirements=requirements)
+        builder.build_layer(tmp_path, lock=lock)
     assert not (tmp_path / "layer.zip.sha256").exists()
+
+
+def test_the_layer_is_installed_from_its_lock_with_hashes_only(tmp_path, monkeypatch):
+    # WHEN a layer is built from the repository's lock
+    commands = []
+    monkeypatch.setattr(builder.subprocess, "run", lambda command, **k: commands.append(command) or Failed())
+    with pytest.raises(builder.BuildError):
+        builder.build_layer(tmp_path, force=True)
+    # THEN pip installs exactly the lock, every artifact checked against its hash, for the Lambda platform
+    [command] = commands
+    assert command[command.index("-r") + 1] == str(ROOT / "requirements-lambda.lock")
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:", "--no-compile"} <= set(command)
+    assert command[command.index("--python-version") + 1] == "3.12"
+
+
+@pytest.mark.parametrize("key", sorted(builder.LAYERS))
+def test_each_layers_lock_is_current_hashed_and_leaves_the_runtime_sdk_out(key):
+    layer = builder.LAYERS[key]
+    lock = ROOT / layer.lock
+    builder.check_lock(ROOT / layer.requirements, lock)  # pins every requirement at its version
+    text = lock.read_text()
+    entries = [entry for entry in text.split("\n") if entry and not entry.startswith((" ", "#"))]
+    assert entries and all(entry.endswith("\\") for entry in entries), "every pin is followed by its hashes"
+    pinned = builder.pins(lock)
+    hashed = re.findall(r"^([a-z0-9-]+)==[^ ]+ \\\n(?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+", text, re.M)
+    assert sorted(hashed) == sorted(pinned)
+    assert not set(pinned) & set(builder.RUNTIME_DISTRIBUTIONS)
+
+
+def test_a_lock_that_lags_its_requirements_or_pins_the_runtime_sdk_is_a_build_error(tmp_path):
+    requirements, lock = tmp_path / "requirements.txt", tmp_path / "requirements.lock"
+    requirements.write_text("pynamodb==6.1.0  # the model\nsix==1.17.0\n")
+    lock.write_text("pynamodb==6.0.0 \\\n    --hash=sha256:" + "0" * 64 + "\nsix==1.17.0 \\\n")
+    with pytest.raises(builder.BuildError, match=r"does not pin pynamodb==6\.1\.0 as requirements.txt does"):
+        builder.check_lock(requirements, lock)
+    lock.write_text("pynamodb==6.1.0 \\\nsix==1.17.0 \\\nbotocore==1.44.8 \\\n")
+    with pytest.raises(builder.BuildError, match="pins botocore, which the Lambda runtime provides"):
+        builder.check_lock(requirements, lock)
+    with pytest.raises(builder.BuildError, match="not found: run `make lock`"):
+        builder.check_lock(requirements, tmp_path / "absent.lock")
+
+
+def test_the_lock_command_hashes_and_leaves_out_what_the_runtime_ships():
+    command = builder.lock_command("deps")
+    assert command[command.index("--output-file") + 1:] == ["requirements-lambda.lock", "requirements-lambda.txt"]
+    assert "--generate-hashes" in command
+    unsafe = [command[i + 1] for i, arg in enumerate(command) if arg == "--unsafe-package"]
+    assert sorted(unsafe) == sorted(builder.RUNTIME_DISTRIBUTIONS) and "botocore" in unsafe
+
+
+def _dist(target: Path, name: str, version: str, *requires: str) -> None:
+    info = target / f"{name}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+
+
+def test_a_dependency_the_lock_lacks_is_found_for_the_runtimes_python(tmp_path):
+    # GIVEN installed distributions whose metadata needs the runtime's botocore, one only before 3.11,
+    # one they have, and one that is missing
+    _dist(tmp_path, "pynamodb", "6.1.0", "botocore>=1.12.54", "typing-extensions>=4; python_version < '3.11'")
+    _dist(tmp_path, "aws_lambda_powertools", "3.37.0", "jmespath<2,>=1.0.1", "typing_extensions>=4.11.0",
+          "boto3; extra == 'aws-sdk'")
+    _dist(tmp_path, "typing_extensions", "4.16.0")
+    _dist(tmp_path, "aws-kinesis-agg", "1.2.3", "protobuf>=3.20", "requests; python_version >= '3.12'")
+    # THEN only what is neither installed nor the runtime's, for the runtime's Python, is missing
+    assert builder.missing_dependencies(tmp_path, "python3.12") == [
+        "aws-kinesis-agg needs protobuf>=3.20", "aws-kinesis-agg needs requests; python_version >= \"3.12\""]
+    assert builder.missing_dependencies(tmp_path, "python3.11") == ["aws-kinesis-agg needs protobuf>=3.20"]
+
+
+def test_a_layer_that_would_shadow_the_runtimes_sdk_is_a_build_error(tmp_path, monkeypatch):
+    # GIVEN pip putting botocore into the layer beside what the layer provides
+    def install(command, **kwargs):
+        target = Path(command[command.index("--target") + 1])
+        for name in (*builder.LAYERS["deps"].provides, "botocore"):
+            (target / name).mkdir(parents=True)
+        return type("Done", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+    monkeypatch.setattr(builder.subprocess, "run", install)
+    lock = tmp_path / "requirements-lambda.lock"
+    lock.write_text("")
+    with pytest.raises(builder.BuildError, match="would shadow the Lambda runtime's botocore"):
+        builder.build_layer(tmp_path / "out", lock=lock)
 
 
 def test_the_trimmed_pyarrow_still_writes_and_reads_the_archives_parquet(tmp_path):

@@ -68,7 +68,8 @@ def test_where_the_library_drops_records_silently_we_do_not():
     # The library needs approximateArrivalTimestamp; without it, it prints an error and
     # yields nothing for the aggregate. Our decoder only needs the data.
     (record,) = aggregate(records(5), ShardMap([ShardRange("s", 0, 2**128 - 1)]))
-    raw = {"kinesis": {"kinesisSchemaVersion": "1.0", "sequenceNumber": "1", "partitionKey": "p", "data": base64.b64encode(record.data).decode()}}
+    raw = {"kinesis": {"kinesisSchemaVersion": "1.0", "sequenceNumber": "1", "partitionKey": "p",
+                       "data": base64.b64encode(record.data).decode()}}
     assert deaggregate_records([raw]) == []
     assert len(deaggregate(record.data)) == 5
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from devstack.dashboard import queries
-from devstack.dashboard.data import (BadRequest, Dashboard, UnknownCountry, WarehouseUnavailable, json_value)
+from devstack.dashboard.data import BadRequest, Dashboard, UnknownCountry, WarehouseUnavailable, json_value
 from devstack.dashboard.server import _script_json, page
 from pipeline.errors import TransientError
 from warehouse.results import Column, Result

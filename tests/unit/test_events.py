@@ -150,7 +150,8 @@ def test_not_an_object():
     assert "not valid JSON" in str(exc.value)
 
 
-@pytest.mark.parametrize("value, text", [("9747747.934", "9,747,747.934"), ("150463.3", "150,463.30"), ("-11062.06", "-11,062.06"), ("15", "15.00")])
+@pytest.mark.parametrize("value, text", [("9747747.934", "9,747,747.934"), ("150463.3", "150,463.30"),
+                                         ("-11062.06", "-11,062.06"), ("15", "15.00")])
 def test_money_display_groups_thousands_and_stays_exact(value, text):
     from pipeline.events import money_display
 

@@ -38,7 +38,8 @@ class MemoryQuarantine:
 
 def record(payloads) -> KinesisRecord:
     (packed,) = aggregate([(str(i), p) for i, p in enumerate(payloads)], ONE_SHARD)
-    return KinesisRecord("arn:aws:kinesis:eu-west-1:1:stream/s", "49590338271490256608559692538361571095921575989136588898", "0", packed.data)
+    return KinesisRecord("arn:aws:kinesis:eu-west-1:1:stream/s", "49590338271490256608559692538361571095921575989136588898",
+                         "0", packed.data)
 
 
 def test_valid_events_are_stored_and_poison_is_quarantined_with_its_reason():

@@ -47,10 +47,10 @@ def test_kaggle_zip_as_served_iso_8859_1(tmp_path):
     assert grouper.errors == []
     assert set(events) == {"536365", "536381", "539492", "C536379", "A563186", "536414"}
     first = events["536365"]
-    assert [l.line_no for l in first.lines] == [1, 2, 3]  # the repeated line is kept
+    assert [item.line_no for item in first.lines] == [1, 2, 3]  # the repeated line is kept
     assert first.lines[1].stock_code == first.lines[2].stock_code == "71053"
     assert first.invoice_date == "2010-12-01T08:26:00" and first.customer_id == "17850"
-    assert [l.description for l in events["536381"].lines] == ["AIRLINE LOUNGE,METAL SIGN", 'RECORD FRAME 7" SINGLE SIZE ']
+    assert [item.description for item in events["536381"].lines] == ["AIRLINE LOUNGE,METAL SIGN", 'RECORD FRAME 7" SINGLE SIZE ']
     assert events["539492"].lines[0].description == "Dotcomgiftshop Gift Voucher \u00a340.00"
     assert events["539492"].customer_id is None
     assert events["C536379"].is_cancellation and events["C536379"].has_non_product_lines
@@ -116,7 +116,7 @@ def test_rows_of_one_invoice_dated_a_minute_apart(tmp_path):
     (tmp_path / "minute.csv").write_text(text, encoding="utf-8")
     (event,) = read_invoices(str(tmp_path / "minute.csv"))
     assert event.invoice_date == "2010-12-01T16:57:00"
-    assert [l.invoice_date for l in event.lines] == [None, "2010-12-01T16:58:00"]
+    assert [item.invoice_date for item in event.lines] == [None, "2010-12-01T16:58:00"]
 
 
 @pytest.mark.parametrize("content, message", [("", "empty"), ("a,b\n1,2\n", "missing column")])

@@ -10,7 +10,8 @@ from pipeline.errors import ConfigurationError, TransientError
 from pipeline.events import InvoiceEvent
 from tests.factories import event
 
-ALL = {"ShardId": "shardId-000000000000", "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(2**128 - 1)}, "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+ALL = {"ShardId": "shardId-000000000000", "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": str(2**128 - 1)},
+       "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
 
 
 class FakeKinesis:

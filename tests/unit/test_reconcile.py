@@ -8,8 +8,7 @@ from decimal import Decimal
 import boto3
 from moto import mock_aws
 
-from devstack.reconcile import format_report, quarantine_counts, queue_messages, reconcile
-from devstack.reconcile import Figures
+from devstack.reconcile import Figures, format_report, quarantine_counts, queue_messages, reconcile
 
 
 def figures(*invoices: tuple[str, str, int, str]) -> Figures:

@@ -10,10 +10,8 @@ import pytest
 
 from devstack.runtime.checkpoints import Checkpoint, CheckpointStore
 from devstack.runtime.esm import EsmShardProcessor
-from devstack.runtime.shards import (
-    FINISHED, IDLE, INVOKED, STOPPED, WAITING, PollerSettings, RecordsPage, StreamRecord,
-)
 from devstack.runtime.model import INVOKE_PAYLOAD_LIMIT, EsmSpec
+from devstack.runtime.shards import FINISHED, IDLE, INVOKED, STOPPED, WAITING, PollerSettings, RecordsPage, StreamRecord
 from devstack.runtime.workers import InvokeResult, function_error, service_error
 
 STREAM_ARN = "arn:aws:kinesis:eu-west-1:123456789012:stream/orders"

@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from devstack.runtime.gateway import (
-    BODY_LIMIT, GatewayApp, RouteTable, build_event, map_response,
-)
+from devstack.runtime.gateway import BODY_LIMIT, GatewayApp, RouteTable, build_event, map_response
 from devstack.runtime.model import HttpApiSpec, RouteSpec
 from devstack.runtime.workers import InvokeResult, function_error, service_error
 

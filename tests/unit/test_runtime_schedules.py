@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -50,9 +50,9 @@ def test_rate_expressions(expression, seconds):
 
 def test_cron_finds_the_next_matching_minute_in_utc():
     weekdays_9_to_5 = Cron.parse("cron(0/15 9-17 ? * MON-FRI *)")
-    saturday = datetime(2026, 12, 5, 10, 1, tzinfo=timezone.utc)
-    assert weekdays_9_to_5.next_after(saturday) == datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
-    assert Cron.parse("cron(30 2 1 * ? *)").next_after(saturday) == datetime(2027, 1, 1, 2, 30, tzinfo=timezone.utc)
+    saturday = datetime(2026, 12, 5, 10, 1, tzinfo=UTC)
+    assert weekdays_9_to_5.next_after(saturday) == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    assert Cron.parse("cron(30 2 1 * ? *)").next_after(saturday) == datetime(2027, 1, 1, 2, 30, tzinfo=UTC)
     with pytest.raises(UnsupportedSchedule):
         Cron.parse("cron(0 0 L * ? *)")
 

@@ -65,7 +65,8 @@ def test_powertools_logger_injects_the_lambda_context(invoker, tmp_path):
     invoker.configure({"pt": spec("pt", "powertools_logged")})
     result = invoker.invoke("pt", {})
     assert result.ok, result.payload
-    line = next(json.loads(l) for l in (tmp_path / "logs" / "pt.log").read_text().splitlines() if l.startswith("{"))
+    line = next(json.loads(entry) for entry in (tmp_path / "logs" / "pt.log").read_text().splitlines()
+                if entry.startswith("{"))
     assert line["function_request_id"] == result.json()["request_id"] and line["function_name"] == "pt"
 
 

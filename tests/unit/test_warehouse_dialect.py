@@ -10,9 +10,19 @@ import sqlglot
 from sqlglot import exp
 
 from devstack.warehouse import dialect
-from devstack.warehouse.dialect import (DUCKDB, POSTGRES, CatalogEntry, Command, Copy, CreateMaterializedView,
-                                        DropMaterializedView, Query, RefreshMaterializedView, strip_physical_attributes,
-                                        translate)
+from devstack.warehouse.dialect import (
+    DUCKDB,
+    POSTGRES,
+    CatalogEntry,
+    Command,
+    Copy,
+    CreateMaterializedView,
+    DropMaterializedView,
+    Query,
+    RefreshMaterializedView,
+    strip_physical_attributes,
+    translate,
+)
 from devstack.warehouse.errors import DialectError
 
 BOTH = pytest.mark.parametrize("target", [DUCKDB, POSTGRES])
