@@ -308,6 +308,29 @@ def restart(config: StackConfig, *, say: Callable[[str], None] = print) -> Stack
     return info
 
 
+def _listener(port: int) -> str:
+    """Which process listens on 127.0.0.1:port (Linux /proc; empty where it cannot say)."""
+    inodes = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as fh:
+                for row in fh.readlines()[1:]:
+                    fields = row.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # LISTEN
+                        inodes.add(fields[9])
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in {f"socket:[{i}]" for i in inodes}:
+                        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:160]
+                        return f" (pid {pid}: {command.strip()})"
+            except OSError:
+                continue
+    except (OSError, ValueError, IndexError):
+        pass
+    return ""
+
+
 def _wait_port_free(port: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not _port_free(port):
@@ -331,8 +354,9 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
         raise StackError(f"the stack is already up (state in {config.state_dir}); `shopstream restart` restarts the "
                          "runtime, `shopstream down` stops everything")
     for name, port in (("emulator", config.emulator_port), ("gateway", config.gateway_port), ("admin API", config.admin_port)):
-        if not _port_free(port):
-            raise StackError(f"port {port} ({name}) is taken by another process; free it or choose another port")
+        if not _wait_port_free(port, timeout=5.0):  # a stack just stopped may still be letting go of it
+            raise StackError(f"port {port} ({name}) is taken by another process{_listener(port)}; free it or "
+                             "choose another port")
     if config.warehouse_url:
         _check_warehouse_url(config.warehouse_url)
     reset_state(config)
