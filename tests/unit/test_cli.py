@@ -21,8 +21,8 @@ SHARED = {  # option -> (a value given on the command line, the StackConfig fiel
 COMMANDS = {  # a command with its required arguments
     "up": ["up"], "restart": ["restart"], "down": ["down"], "status": ["status"], "replay": ["replay", "x.csv"],
     "sql": ["sql", "select 1"], "reconcile": ["reconcile", "--data", "x.csv"],
-    "backfill": ["backfill", "--from", "2011-01-01", "--to", "2011-01-31"], "dashboard": ["dashboard"],
-    "demo": ["demo"],
+    "backfill": ["backfill", "--from", "2011-01-01", "--to", "2011-01-31"], "redrive": ["redrive"],
+    "dashboard": ["dashboard"], "demo": ["demo"],
 }
 
 
