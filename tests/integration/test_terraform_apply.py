@@ -113,7 +113,7 @@ def test_stream(deployed):
     summary = kinesis.describe_stream_summary(StreamName=f"{PREFIX}-events")["StreamDescriptionSummary"]
     assert summary["StreamStatus"] == "ACTIVE"
     assert summary["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
-    assert summary["RetentionPeriodHours"] == 24
+    assert summary["RetentionPeriodHours"] == 168  # stream_retention_hours: the window redrive has
     assert len(kinesis.list_shards(StreamName=f"{PREFIX}-events")["Shards"]) == 2
     tags = kinesis.list_tags_for_stream(StreamName=f"{PREFIX}-events")["Tags"]
     assert {"Key": "Project", "Value": "shopstream"} in tags
