@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import (
     KinesisFirehoseDataTransformationRecord,
@@ -12,9 +12,10 @@ from aws_lambda_powertools.utilities.data_classes import (
 )
 
 from firehose.core import DROPPED, OK, PROCESSING_FAILED, SizeClasses, SourceRecord, Transformer
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 
 

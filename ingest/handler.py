@@ -5,7 +5,7 @@ import base64
 import binascii
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -14,9 +14,10 @@ from ingest.producer import KinesisProducer
 from pipeline.clients import make_client
 from pipeline.errors import ConfigurationError, Problem, TransientError
 from pipeline.http import error_response, json_response
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 

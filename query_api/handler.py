@@ -3,18 +3,18 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from dynamo_models.invoice import bind_models
 from dynamo_models.repository import InvoiceRepository
 from pipeline.errors import BadRequest, ConfigurationError, NotFound, TransientError
 from pipeline.http import error_response, json_response
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 from query_api.core import QueryService
 from query_api.openapi import DOCUMENT
 
-logger = Logger()
+logger = function_logger()
 app = APIGatewayHttpResolver()
 
 

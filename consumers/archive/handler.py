@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from consumers.archive.core import ArchiveWriter
@@ -13,9 +13,10 @@ from consumers.quarantine import SqsQuarantine
 from consumers.records import KinesisRecord
 from pipeline.clients import make_client
 from pipeline.errors import TransientError
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 
 

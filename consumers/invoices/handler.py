@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.kinesis_stream_event import KinesisStreamRecord
@@ -15,9 +15,10 @@ from consumers.records import KinesisRecord
 from dynamo_models.invoice import bind_models
 from dynamo_models.repository import InvoiceRepository
 from pipeline.clients import make_client
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.KinesisDataStreams)
 

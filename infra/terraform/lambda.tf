@@ -100,6 +100,12 @@ locals {
   }
 }
 
+locals {
+  # var.log_level (Python's names, as Powertools takes them) in Lambda's advanced logging
+  # controls, which filter JSON lines by their "level"
+  lambda_log_levels = { DEBUG = "DEBUG", INFO = "INFO", WARNING = "WARN", ERROR = "ERROR", CRITICAL = "FATAL" }
+}
+
 resource "aws_lambda_layer_version" "layer" {
   for_each = local.layers
 
@@ -146,6 +152,22 @@ resource "aws_lambda_function" "function" {
 
   tracing_config {
     mode = "Active"
+  }
+
+  # Every line in the function's log group is JSON: the handlers' own lines and the
+  # repository's modules' (pipeline/logs.py) are Powertools JSON objects, and Lambda writes
+  # its platform lines (START, END, REPORT, init and uncaught errors) as JSON too, and drops
+  # application lines below the function's log level. AWS only: the emulator ignores
+  # LoggingConfig (it never returns it), so a second plan there would always differ; the
+  # local runtime's lines from the repository's code are the same Powertools JSON.
+  dynamic "logging_config" {
+    for_each = local.emulated ? [] : [local.lambda_log_levels[var.log_level]]
+    content {
+      log_format            = "JSON"
+      log_group             = aws_cloudwatch_log_group.function[each.key].name
+      application_log_level = logging_config.value
+      system_log_level      = "INFO" # keeps REPORT (duration, memory) for every invocation
+    }
   }
 
   environment {

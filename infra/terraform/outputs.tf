@@ -98,3 +98,13 @@ output "warehouse" {
     merge_rule = aws_cloudwatch_event_rule.merge.name
   }
 }
+
+output "alerts_topic_arn" {
+  description = "ARN of the SNS topic every alarm notifies (ALARM and OK): subscribe email (alert_emails), chat or paging to it."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "dashboard_name" {
+  description = "Name of the pipeline's CloudWatch dashboard."
+  value       = aws_cloudwatch_dashboard.pipeline.dashboard_name
+}

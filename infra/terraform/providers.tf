@@ -51,6 +51,7 @@ provider "aws" {
       redshiftserverless = endpoints.value
       s3                 = endpoints.value
       secretsmanager     = endpoints.value
+      sns                = endpoints.value
       sqs                = endpoints.value
       sts                = endpoints.value
     }

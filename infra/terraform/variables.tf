@@ -361,3 +361,82 @@ variable "warehouse_subnet_ids" {
   type        = list(string)
   default     = null
 }
+
+# ── alerts (alerts.tf, alarms.tf) ───────────────────────────────────────────────
+
+variable "alert_emails" {
+  description = "Email addresses subscribed to the alerts topic (each confirms its subscription by email). Empty: subscribe whatever you use (chat, paging) to the alerts_topic_arn output."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for address in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "alert_emails must be email addresses."
+  }
+}
+
+variable "alarm_iterator_age_seconds" {
+  description = "Age of the newest record read from the stream at which consumers are behind (GetRecords.IteratorAgeMilliseconds, and each consumer's IteratorAge plus its batching window)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.alarm_iterator_age_seconds > 0
+    error_message = "alarm_iterator_age_seconds must be positive."
+  }
+}
+
+variable "alarm_throughput_exceeded_ratio" {
+  description = "Share of the stream's reads or writes refused for its provisioned throughput (Read/WriteProvisionedThroughputExceeded, Average) at which it needs more shards."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.alarm_throughput_exceeded_ratio > 0 && var.alarm_throughput_exceeded_ratio <= 1
+    error_message = "alarm_throughput_exceeded_ratio must be in (0, 1]."
+  }
+}
+
+variable "alarm_put_records_success_ratio" {
+  description = "Share of successful PutRecords calls (PutRecords.Success, Average) at or below which the stream is failing its producers."
+  type        = number
+  default     = 0.95
+
+  validation {
+    condition     = var.alarm_put_records_success_ratio > 0 && var.alarm_put_records_success_ratio <= 1
+    error_message = "alarm_put_records_success_ratio must be in (0, 1]."
+  }
+}
+
+variable "alarm_get_records_success_ratio" {
+  description = "Share of successful GetRecords calls (GetRecords.Success, Average) at or below which the stream is failing its consumers."
+  type        = number
+  default     = 0.98
+
+  validation {
+    condition     = var.alarm_get_records_success_ratio > 0 && var.alarm_get_records_success_ratio <= 1
+    error_message = "alarm_get_records_success_ratio must be in (0, 1]."
+  }
+}
+
+variable "alarm_api_5xx_percent" {
+  description = "Percentage of the HTTP API's requests answered 5xx over 5 minutes at which it alarms (503s while the stream refuses records count too)."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_api_5xx_percent > 0 && var.alarm_api_5xx_percent <= 100
+    error_message = "alarm_api_5xx_percent must be in (0, 100]."
+  }
+}
+
+variable "alarm_firehose_freshness_seconds" {
+  description = "Age of the oldest record Firehose has not yet staged (DeliveryToS3.DataFreshness) at which delivery to the warehouse is behind. 900 s: Firehose's most buffering, as AWS's guidance sets it."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.alarm_firehose_freshness_seconds >= 60
+    error_message = "alarm_firehose_freshness_seconds must be at least 60."
+  }
+}

@@ -3,8 +3,10 @@
 the Secrets Manager wiring (a secret Redshift manages; no password anywhere in
 Terraform), the Firehose configuration, the scheduled merge, names, the event source
 mappings, the API's throttling and timeouts, encryption at rest (AWS-managed keys or a
-customer key), deletion protection and PITR, private TLS-only buckets, and roles without
-wildcard actions (infra/terraform/tests/aws_mode.tftest.hcl)."""
+customer key), deletion protection and PITR, private TLS-only buckets, roles without
+wildcard actions, every alarm with its threshold notifying the alerts topic (and that
+topic's key), the dashboard, and every function's JSON logging and tracing
+(infra/terraform/tests/aws_mode.tftest.hcl)."""
 from __future__ import annotations
 
 import re
@@ -47,6 +49,14 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "a_customer_key_encrypts_everything_at_rest": "pass",
         "deletion_protection_can_be_turned_off": "pass",
         "roles_allow_only_what_each_function_calls": "pass",
+        "every_alarm_notifies_the_alerts_topic": "pass",
+        "alarm_thresholds_and_metrics": "pass",
+        "alarm_thresholds_and_recipients_by_variable": "pass",
+        "an_alert_address_must_be_an_email": "pass",
+        "a_customer_key_encrypts_the_alerts_topic": "pass",
+        "the_dashboard_shows_every_alarm_and_what_it_watches": "pass",
+        "every_function_logs_json_and_is_traced": "pass",
+        "the_log_level_in_lambdas_terms": "pass",
     }
 
 

@@ -113,7 +113,7 @@ def test_stream(deployed):
     summary = kinesis.describe_stream_summary(StreamName=f"{PREFIX}-events")["StreamDescriptionSummary"]
     assert summary["StreamStatus"] == "ACTIVE"
     assert summary["StreamModeDetails"] == {"StreamMode": "PROVISIONED"}
-    assert summary["RetentionPeriodHours"] == 24
+    assert summary["RetentionPeriodHours"] == 168  # stream_retention_hours: the window redrive has
     assert len(kinesis.list_shards(StreamName=f"{PREFIX}-events")["Shards"]) == 2
     tags = kinesis.list_tags_for_stream(StreamName=f"{PREFIX}-events")["Tags"]
     assert {"Key": "Project", "Value": "shopstream"} in tags
@@ -310,6 +310,36 @@ def test_http_api(deployed):
         assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == f"{execution_arn}/*/*"
 
 
+@pytest.mark.e2e
+def test_alarms_notify_the_alerts_topic_and_the_dashboard_shows_them(deployed):
+    out = deployed.outputs
+    topic = deployed.client("sns").get_topic_attributes(TopicArn=out["alerts_topic_arn"])["Attributes"]
+    assert topic["TopicArn"].endswith(f":{PREFIX}-alerts") and "KmsMasterKeyId" not in topic  # AWS mode encrypts it
+    alarms = {a["AlarmName"]: a for page in deployed.client("cloudwatch").get_paginator("describe_alarms").paginate(
+        AlarmNamePrefix=f"{PREFIX}-") for a in page["MetricAlarms"]}
+    functions = [f"{PREFIX}-{key}-{kind}" for key in HANDLERS for kind in ("errors", "throttles")]
+    expected = {
+        *(f"{PREFIX}-stream-{name}" for name in ("iterator-age", "read-throughput-exceeded", "write-throughput-exceeded",
+                                                 "put-records-success", "get-records-success")),
+        *(f"{PREFIX}-{key}-iterator-age" for key in STREAM_CONSUMERS),
+        *(f"{PREFIX}-{key}-failures-depth" for key in STREAM_CONSUMERS), f"{PREFIX}-quarantine-depth",
+        *functions, f"{PREFIX}-api-5xx",
+        *(f"{PREFIX}-{name}-throttles" for name in ("table-read", "table-write", "index-read", "index-write")),
+        *(f"{PREFIX}-firehose-{name}" for name in ("freshness", "staging-failed", "copy-failed", "transform-failed")),
+    }
+    assert set(alarms) == expected
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [out["alerts_topic_arn"]] and alarm["OKActions"] == [out["alerts_topic_arn"]]
+    age = alarms[f"{PREFIX}-stream-iterator-age"]
+    assert (age["Namespace"], age["MetricName"], age["Statistic"], age["Threshold"]) == (
+        "AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "Maximum", 60000)
+    assert age["Dimensions"] == [{"Name": "StreamName", "Value": f"{PREFIX}-events"}]
+    assert {m["Id"] for m in alarms[f"{PREFIX}-api-5xx"]["Metrics"]} == {"rate", "errors", "requests"}
+    body = json.loads(deployed.client("cloudwatch").get_dashboard(DashboardName=out["dashboard_name"])["DashboardBody"])
+    [status] = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(status["properties"]["alarms"]) == sorted(a["AlarmArn"] for a in alarms.values())
+
+
 def _statements(iam, key: str) -> dict[str, tuple[set[str], set[str]]]:
     document = iam.get_role_policy(RoleName=f"{PREFIX}-{key}", PolicyName=f"{PREFIX}-{key}")["PolicyDocument"]
     if isinstance(document, str):
@@ -390,6 +420,9 @@ def test_destroy_removes_everything(deployed):
     assert deployed.client("firehose").list_delivery_streams()["DeliveryStreamNames"] == []
     assert deployed.client("redshift").describe_clusters()["Clusters"] == []
     assert deployed.client("events").list_rules()["Rules"] == []
+    assert deployed.client("sns").list_topics()["Topics"] == []
+    assert deployed.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert deployed.client("cloudwatch").list_dashboards()["DashboardEntries"] == []
     assert [r["RoleName"] for r in deployed.client("iam").list_roles()["Roles"]
             if r["RoleName"].startswith(PREFIX)] == []
     assert terraform.outputs(deployed.emulator.endpoint_url, deployed.state_dir) == {}

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from pipeline.clients import make_client
+from pipeline.logs import function_logger
 from pipeline.settings import Settings
 from warehouse.data_api import DataApiExecutor
 from warehouse.loader import WarehouseLoader
 
-logger = Logger()
+logger = function_logger()
 metrics = Metrics()
 
 

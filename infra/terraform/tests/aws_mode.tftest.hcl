@@ -81,6 +81,23 @@ override_resource {
   }
 }
 
+override_resource {
+  target          = aws_sns_topic.alerts
+  override_during = plan
+  values = {
+    arn = "arn:aws:sns:eu-west-1:123456789012:shopstream-alerts"
+  }
+}
+
+override_resource {
+  target          = aws_kms_key.alerts
+  override_during = plan
+  values = {
+    arn    = "arn:aws:kms:eu-west-1:123456789012:key/0000aaaa-00aa-00aa-00aa-000000aaaaaa"
+    key_id = "0000aaaa-00aa-00aa-00aa-000000aaaaaa"
+  }
+}
+
 variables {
   emulator_endpoint = null
 }
@@ -533,5 +550,247 @@ run "roles_allow_only_what_each_function_calls" {
   assert {
     condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 6
     error_message = "one role per function"
+  }
+}
+
+run "every_alarm_notifies_the_alerts_topic" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition = (length(aws_cloudwatch_metric_alarm.stream) == 5 && length(aws_cloudwatch_metric_alarm.consumer_iterator_age) == 2
+      && length(aws_cloudwatch_metric_alarm.queue_depth) == 3 && length(aws_cloudwatch_metric_alarm.function_errors) == 6
+      && length(aws_cloudwatch_metric_alarm.function_throttles) == 6 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
+    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 31)
+    error_message = "31 alarms: the stream (5), each consumer's lag (2), every failures queue and the quarantine (3), each function's errors and throttles (12), the API (1), the table (4), Firehose (4)"
+  }
+  assert {
+    condition = alltrue([for alarm in concat(values(aws_cloudwatch_metric_alarm.stream), values(aws_cloudwatch_metric_alarm.consumer_iterator_age),
+      values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.function_errors), values(aws_cloudwatch_metric_alarm.function_throttles),
+      [aws_cloudwatch_metric_alarm.api_5xx], values(aws_cloudwatch_metric_alarm.table_throttles), values(aws_cloudwatch_metric_alarm.firehose)) :
+      alarm.alarm_actions == toset([aws_sns_topic.alerts.arn]) && alarm.ok_actions == toset([aws_sns_topic.alerts.arn])
+    && alarm.actions_enabled != false && contains(["breaching", "notBreaching"], alarm.treat_missing_data)])
+    error_message = "every alarm notifies the alerts topic when it goes to ALARM and when it is OK again, and says how it treats missing data"
+  }
+  assert {
+    condition     = aws_sns_topic.alerts.name == "shopstream-alerts" && length(aws_sns_topic_subscription.alert_email) == 0
+    error_message = "one alerts topic, with no subscription until alert_emails names someone"
+  }
+  assert {
+    condition     = aws_sns_topic.alerts.kms_master_key_id == aws_kms_key.alerts[0].arn && aws_kms_key.alerts[0].enable_key_rotation
+    error_message = "without a customer key the topic is encrypted with a rotated key of its own (CloudWatch cannot publish to a topic under alias/aws/sns)"
+  }
+  assert {
+    condition = [for st in data.aws_iam_policy_document.alerts_key[0].statement : [
+      one(st.principals).type, one(st.principals).identifiers == toset(["cloudwatch.amazonaws.com"]),
+      st.actions == toset(["kms:Decrypt", "kms:GenerateDataKey*"]),
+      one(st.condition).test, one(st.condition).variable, one(st.condition).values == tolist(["123456789012"]),
+    ] if st.sid == "CloudWatchAlarmsPublish"] == [["Service", true, true, "StringEquals", "aws:SourceAccount", true]]
+    error_message = "the topic's key lets CloudWatch alarms of this account publish"
+  }
+  assert {
+    condition     = output.alerts_topic_arn == aws_sns_topic.alerts.arn
+    error_message = "the topic's ARN is an output, to subscribe paging or chat to"
+  }
+}
+
+run "alarm_thresholds_and_metrics" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.stream["iterator-age"].metric_name == "GetRecords.IteratorAgeMilliseconds"
+      && aws_cloudwatch_metric_alarm.stream["iterator-age"].statistic == "Maximum"
+      && aws_cloudwatch_metric_alarm.stream["iterator-age"].comparison_operator == "GreaterThanOrEqualToThreshold"
+      && aws_cloudwatch_metric_alarm.stream["iterator-age"].threshold == 60000
+    && aws_cloudwatch_metric_alarm.stream["iterator-age"].treat_missing_data == "breaching")
+    error_message = "the stream's iterator age alarms at 60 s (Maximum), and when nobody reads the stream"
+  }
+  assert {
+    condition = alltrue([for key in ["read-throughput-exceeded", "write-throughput-exceeded"] :
+      aws_cloudwatch_metric_alarm.stream[key].statistic == "Average" && aws_cloudwatch_metric_alarm.stream[key].threshold == 0.01
+    && aws_cloudwatch_metric_alarm.stream[key].comparison_operator == "GreaterThanOrEqualToThreshold"])
+    error_message = "read and write throughput exceeded alarm at 0.01 (Average)"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.stream["read-throughput-exceeded"].metric_name == "ReadProvisionedThroughputExceeded"
+    && aws_cloudwatch_metric_alarm.stream["write-throughput-exceeded"].metric_name == "WriteProvisionedThroughputExceeded")
+    error_message = "the throughput alarms watch Kinesis's ProvisionedThroughputExceeded metrics"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.stream["put-records-success"].metric_name == "PutRecords.Success"
+      && aws_cloudwatch_metric_alarm.stream["put-records-success"].threshold == 0.95
+      && aws_cloudwatch_metric_alarm.stream["get-records-success"].metric_name == "GetRecords.Success"
+      && aws_cloudwatch_metric_alarm.stream["get-records-success"].threshold == 0.98
+      && alltrue([for key in ["put-records-success", "get-records-success"] :
+    aws_cloudwatch_metric_alarm.stream[key].statistic == "Average" && aws_cloudwatch_metric_alarm.stream[key].comparison_operator == "LessThanOrEqualToThreshold"]))
+    error_message = "PutRecords.Success at or below 0.95 and GetRecords.Success at or below 0.98 (Average) alarm"
+  }
+  assert {
+    condition = alltrue([for alarm in aws_cloudwatch_metric_alarm.stream :
+    alarm.namespace == "AWS/Kinesis" && alarm.dimensions == tomap({ StreamName = "shopstream-events" })])
+    error_message = "the stream alarms watch the events stream"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.consumer_iterator_age["invoice-writer"].threshold == 61000
+      && aws_cloudwatch_metric_alarm.consumer_iterator_age["archive-writer"].threshold == 120000
+      && alltrue([for key, alarm in aws_cloudwatch_metric_alarm.consumer_iterator_age :
+        alarm.namespace == "AWS/Lambda" && alarm.metric_name == "IteratorAge" && alarm.statistic == "Maximum"
+    && alarm.dimensions == tomap({ FunctionName = "shopstream-${key}" })]))
+    error_message = "each consumer's IteratorAge alarms at 60 s plus its mapping's batching window"
+  }
+  assert {
+    condition = (keys(aws_cloudwatch_metric_alarm.queue_depth) == ["archive-writer-failures", "invoice-writer-failures", "quarantine"]
+      && alltrue([for key, alarm in aws_cloudwatch_metric_alarm.queue_depth :
+        alarm.namespace == "AWS/SQS" && alarm.metric_name == "ApproximateNumberOfMessagesVisible" && alarm.dimensions == tomap({ QueueName = "shopstream-${key}" })
+    && alarm.threshold == 1 && alarm.comparison_operator == "GreaterThanOrEqualToThreshold"]))
+    error_message = "every failures queue and the quarantine alarm at one visible message"
+  }
+  assert {
+    condition = (keys(aws_cloudwatch_metric_alarm.function_errors) == keys(local.functions) && keys(aws_cloudwatch_metric_alarm.function_throttles) == keys(local.functions)
+      && alltrue([for key, alarm in aws_cloudwatch_metric_alarm.function_errors :
+      alarm.namespace == "AWS/Lambda" && alarm.metric_name == "Errors" && alarm.dimensions == tomap({ FunctionName = "shopstream-${key}" }) && alarm.threshold == 1])
+      && alltrue([for key, alarm in aws_cloudwatch_metric_alarm.function_throttles :
+    alarm.namespace == "AWS/Lambda" && alarm.metric_name == "Throttles" && alarm.dimensions == tomap({ FunctionName = "shopstream-${key}" }) && alarm.threshold == 1]))
+    error_message = "one Errors and one Throttles alarm per function, the merge's among them"
+  }
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.api_5xx.threshold == 5 && aws_cloudwatch_metric_alarm.api_5xx.comparison_operator == "GreaterThanOrEqualToThreshold"
+      && [for q in aws_cloudwatch_metric_alarm.api_5xx.metric_query : q.expression if q.return_data == true] == ["IF(requests > 0, 100 * errors / requests, 0)"]
+      && jsonencode({ for q in aws_cloudwatch_metric_alarm.api_5xx.metric_query : q.id => [for m in q.metric : [m.namespace, m.metric_name, m.stat, m.dimensions.Stage]] }) == jsonencode({
+        rate     = []
+        errors   = [["AWS/ApiGateway", "5xx", "Sum", "$default"]]
+        requests = [["AWS/ApiGateway", "Count", "Sum", "$default"]]
+    }))
+    error_message = "the API alarms when 5% or more of its requests on the stage are answered 5xx"
+  }
+  assert {
+    condition = (jsonencode({ for key, alarm in aws_cloudwatch_metric_alarm.table_throttles : key => [alarm.namespace, alarm.metric_name, alarm.dimensions] }) == jsonencode({
+      "table-read"  = ["AWS/DynamoDB", "ReadThrottleEvents", { TableName = "shopstream-invoices" }]
+      "table-write" = ["AWS/DynamoDB", "WriteThrottleEvents", { TableName = "shopstream-invoices" }]
+      "index-read"  = ["AWS/DynamoDB", "ReadThrottleEvents", { TableName = "shopstream-invoices", GlobalSecondaryIndexName = "customer-invoices" }]
+      "index-write" = ["AWS/DynamoDB", "WriteThrottleEvents", { TableName = "shopstream-invoices", GlobalSecondaryIndexName = "customer-invoices" }]
+    }))
+    error_message = "the table's and its index's read and write throttles alarm"
+  }
+  assert {
+    condition = (jsonencode({ for key, alarm in aws_cloudwatch_metric_alarm.firehose : key => [alarm.metric_name, alarm.statistic, alarm.comparison_operator, alarm.threshold] }) == jsonencode({
+      "freshness"        = ["DeliveryToS3.DataFreshness", "Maximum", "GreaterThanOrEqualToThreshold", 900]
+      "staging-failed"   = ["DeliveryToS3.Success", "Minimum", "LessThanThreshold", 1]
+      "copy-failed"      = ["DeliveryToRedshift.Success", "Minimum", "LessThanThreshold", 1]
+      "transform-failed" = ["ExecuteProcessing.Success", "Minimum", "LessThanThreshold", 1]
+      }) && alltrue([for alarm in aws_cloudwatch_metric_alarm.firehose :
+    alarm.namespace == "AWS/Firehose" && alarm.dimensions == tomap({ DeliveryStreamName = "shopstream-warehouse" })]))
+    error_message = "Firehose alarms on its staging's freshness and on any failed staging write, COPY or transformation"
+  }
+}
+
+run "alarm_thresholds_and_recipients_by_variable" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    alert_emails                     = ["ops@example.com", "oncall@example.com"]
+    alarm_iterator_age_seconds       = 300
+    alarm_throughput_exceeded_ratio  = 0.05
+    alarm_api_5xx_percent            = 1
+    alarm_firehose_freshness_seconds = 1800
+  }
+
+  assert {
+    condition = (aws_cloudwatch_metric_alarm.stream["iterator-age"].threshold == 300000
+      && aws_cloudwatch_metric_alarm.consumer_iterator_age["archive-writer"].threshold == 360000
+      && aws_cloudwatch_metric_alarm.stream["write-throughput-exceeded"].threshold == 0.05
+    && aws_cloudwatch_metric_alarm.api_5xx.threshold == 1 && aws_cloudwatch_metric_alarm.firehose["freshness"].threshold == 1800)
+    error_message = "thresholds follow their variables"
+  }
+  assert {
+    condition = (jsonencode({ for address, s in aws_sns_topic_subscription.alert_email : address => [s.protocol, s.endpoint, s.topic_arn] }) == jsonencode({
+      "ops@example.com"    = ["email", "ops@example.com", "arn:aws:sns:eu-west-1:123456789012:shopstream-alerts"]
+      "oncall@example.com" = ["email", "oncall@example.com", "arn:aws:sns:eu-west-1:123456789012:shopstream-alerts"]
+    }))
+    error_message = "each address in alert_emails is subscribed to the alerts topic"
+  }
+}
+
+run "an_alert_address_must_be_an_email" {
+  command = plan
+
+  variables {
+    alert_emails = ["not an address"]
+  }
+
+  expect_failures = [var.alert_emails, check.firehose_can_reach_the_warehouse]
+}
+
+run "a_customer_key_encrypts_the_alerts_topic" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+  }
+
+  assert {
+    condition     = aws_sns_topic.alerts.kms_master_key_id == var.kms_key_arn && length(aws_kms_key.alerts) == 0 && length(aws_kms_alias.alerts) == 0
+    error_message = "with kms_key_arn the topic uses that key (whose policy must let CloudWatch use it) and no key of its own is made"
+  }
+}
+
+run "the_dashboard_shows_every_alarm_and_what_it_watches" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition     = aws_cloudwatch_dashboard.pipeline.dashboard_name == "shopstream" && output.dashboard_name == "shopstream"
+    error_message = "one dashboard, named after the prefix"
+  }
+  assert {
+    condition = alltrue([for alarm in concat(values(aws_cloudwatch_metric_alarm.stream), values(aws_cloudwatch_metric_alarm.consumer_iterator_age),
+      values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.function_errors), values(aws_cloudwatch_metric_alarm.function_throttles),
+      values(aws_cloudwatch_metric_alarm.table_throttles), values(aws_cloudwatch_metric_alarm.firehose)) :
+      anytrue([for row in local.dashboard_rows : anytrue([for m in row.metrics :
+    m[0] == alarm.namespace && m[1] == alarm.metric_name && alltrue([for name, value in alarm.dimensions : contains([for x in m : x if can(tostring(x))], name) && contains([for x in m : x if can(tostring(x))], value)])])])])
+    error_message = "every alarm's metric, with its dimensions, is on a widget"
+  }
+  assert {
+    condition     = anytrue([for row in local.dashboard_rows : anytrue([for m in row.metrics : m[0] == "AWS/ApiGateway" && m[1] == "5xx"])])
+    error_message = "the API's 5xx are on a widget"
+  }
+  assert {
+    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 31
+    error_message = "an alarm status widget over all 31 alarms, and 14 metric widgets"
+  }
+}
+
+run "every_function_logs_json_and_is_traced" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition = length(aws_lambda_function.function) == 6 && alltrue([for key, fn in aws_lambda_function.function :
+      fn.tracing_config[0].mode == "Active" && fn.logging_config[0].log_format == "JSON"
+      && fn.logging_config[0].log_group == "/aws/lambda/shopstream-${key}"
+    && fn.logging_config[0].application_log_level == "INFO" && fn.logging_config[0].system_log_level == "INFO"])
+    error_message = "every function is traced (Active) and logs JSON into its own log group, at the log level"
+  }
+  assert {
+    condition = alltrue([for key, statements in local.role_statements :
+    [for s in statements : s.actions if s.sid == "WriteTraces"] == [["xray:PutTraceSegments", "xray:PutTelemetryRecords"]]])
+    error_message = "every function's role may write its traces"
+  }
+}
+
+run "the_log_level_in_lambdas_terms" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    log_level = "WARNING"
+  }
+
+  assert {
+    condition     = alltrue([for fn in aws_lambda_function.function : fn.logging_config[0].application_log_level == "WARN"])
+    error_message = "Powertools' WARNING is Lambda's WARN"
   }
 }
