@@ -2,7 +2,8 @@
 (emulator_endpoint = null) against a mocked AWS provider and asserts the Redshift resources,
 the Secrets Manager wiring (a secret Redshift manages; no password anywhere in
 Terraform), the Firehose configuration, the scheduled merge, names, the event source
-mappings, the API's throttling and timeouts, encryption at rest (AWS-managed keys or a
+mappings, the API's throttling and timeouts, its JWT authorizer on every route but the
+OpenAPI document (the Cognito user pool, or an external issuer), encryption at rest (AWS-managed keys or a
 customer key), deletion protection and PITR, private TLS-only buckets, and roles without
 wildcard actions (infra/terraform/tests/aws_mode.tftest.hcl)."""
 from __future__ import annotations
@@ -47,6 +48,9 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "a_customer_key_encrypts_everything_at_rest": "pass",
         "deletion_protection_can_be_turned_off": "pass",
         "roles_allow_only_what_each_function_calls": "pass",
+        "every_route_but_the_document_needs_a_token_with_its_scopes": "pass",
+        "an_external_issuer_replaces_the_user_pool": "pass",
+        "auth_cannot_be_turned_off_on_aws": "pass",
     }
 
 
