@@ -254,7 +254,7 @@ def test_a_producer_cannot_overwrite_another_producers_invoice(running):
     before = client(config).get(f"{config.api_url}/invoices/536365", timeout=10).json()
     forged = json.loads(next(iter(read_invoices(str(SAMPLE)))).to_json())
     assert forged["invoice_no"] == "536365"
-    forged.update(event_id=None, customer_id="99999")
+    forged.update(event_id=None, customer_id="99998")
     mine = dict(forged, invoice_no="800001")
     with authorized_session(producer_token(config.state_dir, "another-shop")) as other:
         response = other.post(f"{config.api_url}/events", json=[forged, mine], timeout=10)
