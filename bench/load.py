@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from devstack import stack
+from devstack.auth import bearer
 from devstack.emulator import free_port
 from devstack.runtime.client import wait_until_drained
 from pipeline.events import InvoiceEvent
@@ -258,9 +259,9 @@ class Tally:
 
 
 def run_load(api_url: str, workload: Workload, mix: list[int], *, connections: int, max_requests: int,
-             max_seconds: float, timeout: float = 60.0) -> Tally:
+             max_seconds: float, timeout: float = 60.0, tokens: dict[str, str] | None = None) -> Tally:
     """Requests of the mix over ``connections`` keep-alive connections until ``max_requests``
-    were sent or ``max_seconds`` have passed."""
+    were sent or ``max_seconds`` have passed; ``tokens``: method → the access token sent with it."""
     parts = urlsplit(api_url)
     counter = itertools.count()
     tally = Tally()
@@ -281,6 +282,7 @@ def run_load(api_url: str, workload: Workload, mix: list[int], *, connections: i
                 route = mix[n % len(mix)]
                 method, path, body = workload.request(route, n // len(mix))
                 headers = {"Content-Type": "application/json"} if body is not None else {}
+                headers.update(bearer((tokens or {}).get(method)))
                 t0 = time.perf_counter()
                 try:
                     conn.request(method, path, body=body, headers=headers)
@@ -312,7 +314,7 @@ def run_load(api_url: str, workload: Workload, mix: list[int], *, connections: i
 
 
 def post_batches(api_url: str, events: Sequence[InvoiceEvent], count: int, batch: int, deadline: float,
-                 connections: int = 2) -> tuple[int, Counter]:
+                 connections: int = 2, token: str | None = None) -> tuple[int, Counter]:
     """POST ``count`` invoices (cycling through ``events``) ``batch`` a request; the invoices
     sent and the answers by status."""
     parts = urlsplit(api_url)
@@ -332,7 +334,7 @@ def post_batches(api_url: str, events: Sequence[InvoiceEvent], count: int, batch
                         return
                     n = next(counter) % len(bodies)
                     sent[0] += sizes[n]
-                conn.request("POST", "/events", body=bodies[n], headers={"Content-Type": "application/json"})
+                conn.request("POST", "/events", body=bodies[n], headers={"Content-Type": "application/json", **bearer(token)})
                 response = conn.getresponse()
                 response.read()
                 with lock:
@@ -364,7 +366,8 @@ def stage_rewrites(config: stack.StackConfig, info: stack.StackInfo, events: lis
     statuses: Counter = Counter()
     while done < total and time.perf_counter() < deadline:
         step = min(REWRITE_STEP, total - done)
-        sent, answered = post_batches(config.api_url, events, step, batch, deadline)
+        sent, answered = post_batches(config.api_url, events, step, batch, deadline,
+                                      token=stack.local_token(config, producer="replay"))
         statuses.update(answered)
         done += sent
         drained_s = drain(config)
@@ -477,17 +480,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"• loading {len(events):,} invoices")
             from scripts.replay_kaggle import replay
 
-            stats = replay(args.data, endpoint=config.api_url, progress=False)
+            stats = replay(args.data, endpoint=config.api_url, progress=False,
+                           token=stack.local_token(config, producer="replay"))
+            tokens = {"POST": stack.local_token(config, producer="replay"), "GET": stack.local_token(config, staff=True)}
             if not stats.ok:
                 raise SystemExit(f"bench: the load was not clean: {stats.first_problems}")
             results["load_drain_s"] = drain(config)
             results["memory_loaded"] = memory(config)
             print("• baseline (1 connection)")
             results["baseline"] = run_load(config.api_url, workload, mix, connections=1,
-                                           max_requests=args.baseline_requests, max_seconds=args.baseline_seconds).summary()
+                                           max_requests=args.baseline_requests, max_seconds=args.baseline_seconds,
+                                           tokens=tokens).summary()
             print(f"• load ({args.concurrency} connections, ≤{args.requests:,} requests, ≤{args.seconds:.0f} s)")
             results["load"] = run_load(config.api_url, workload, mix, connections=args.concurrency,
-                                       max_requests=args.requests, max_seconds=args.seconds).summary()
+                                       max_requests=args.requests, max_seconds=args.seconds, tokens=tokens).summary()
             results["load_drain_s"] = drain(config)
             results["memory_after_load"] = memory(config)
             if args.rewrites:

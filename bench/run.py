@@ -61,6 +61,7 @@ import psutil
 import requests
 
 from devstack import reconcile, stack
+from devstack.auth import bearer
 from devstack.demo import verify_through_api
 from devstack.emulator import free_port
 from devstack.runtime.client import (
@@ -140,7 +141,7 @@ def stage_pipeline(config: stack.StackConfig, info: stack.StackInfo, source: str
     runtime = Cpu(int((config.run_dir / "runtime.pid").read_text()))
     before = (emulator.read(), runtime.read(), time.process_time())
     started, start_wall = time.perf_counter(), time.time()
-    stats = replay(source, endpoint=config.api_url, progress=True)
+    stats = replay(source, endpoint=config.api_url, progress=True, token=stack.local_token(config, producer="replay"))
     replay_done_wall, replay_s = time.time(), time.perf_counter() - started
     # each stream consumer's completion: the first status in which none of its shards lags
     _, drained_at = wait_until_each_drained(config.admin_url, since=replay_done_wall, timeout=drain_timeout)
@@ -225,7 +226,8 @@ def stage_freshness(config: stack.StackConfig, info: stack.StackInfo, samples: i
                              (InvoiceLine(1, "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, Decimal("2.55")),))
         started = time.perf_counter()
         response = requests.post(f"{config.api_url}/events", data=event.to_json(), timeout=30,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          **bearer(stack.local_token(config, producer="replay"))})
         assert response.status_code == 202, response.text
         name = country.replace("'", "''")
         while True:
@@ -281,6 +283,7 @@ def stage_query(config: stack.StackConfig, source: str, n: int, seed: int = 7) -
     invoices = [e.invoice_no for e in rng.sample(events, min(n, len(events)))]
     customers = sorted({e.customer_id for e in events if e.customer_id})
     session = requests.Session()
+    session.headers.update(bearer(stack.local_token(config, staff=True)))
     session.get(f"{config.api_url}/invoices/{invoices[0]}", timeout=10)  # warm the worker
     by_invoice, by_customer = [], []
     for invoice_no in invoices:
@@ -459,7 +462,7 @@ def run_stack(args: argparse.Namespace, results: dict[str, Any], warehouse_url: 
             print("• query latency")
             results["query"] = stage_query(config, args.source, args.queries)
             if args.verify:
-                v = verify_through_api(config.api_url, args.source)
+                v = verify_through_api(config.api_url, args.source, token=stack.local_token(config, staff=True))
                 results["verify"] = {"checked": v.checked, "missing": len(v.missing), "mismatched": len(v.mismatched),
                                      "seconds": v.seconds}
             if args.baseline_rows:

@@ -7,6 +7,7 @@
     shopstream reconcile --data data.zip [--json]  # source vs DynamoDB vs archive vs warehouse
     shopstream backfill --from 2011-01-01 --to 2011-01-31
     shopstream dashboard [--port 8090] [--static FILE]   # the sales dashboard on 127.0.0.1, or a snapshot
+    shopstream token --customer 17850 | --staff | --producer NAME   # an access token for the HTTP API
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
     shopstream --version
@@ -20,11 +21,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 
 from devstack import stack
+from devstack.auth import DEFAULT_TTL_SECONDS, ENV_TOKEN, LocalIssuer
 
 
 def _config(args: argparse.Namespace) -> stack.StackConfig:
@@ -35,6 +38,7 @@ def _config(args: argparse.Namespace) -> stack.StackConfig:
         admin_port=args.admin_port,
         region=args.region,
         warehouse_url=getattr(args, "warehouse", None),
+        auth=not getattr(args, "no_auth", False),
     )
 
 
@@ -45,7 +49,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     print()
     print("shopstream is up (the local runtime restarted against the running emulator)" if restarting
           else f"shopstream is up (terraform apply {info.terraform_s:.1f}s)")
-    print(f"  HTTP API   {config.api_url}   e.g. curl {config.api_url}/invoices/536365")
+    print(f"  HTTP API   {config.api_url}   e.g. curl -H \"Authorization: Bearer $(shopstream token --staff)\" "
+          f"{config.api_url}/invoices/536365" if config.auth else
+          f"  HTTP API   {config.api_url}   e.g. curl {config.api_url}/invoices/536365   (no authorization: --no-auth)")
     print(f"  emulator   {config.emulator_url}   (AWS_ENDPOINT_URL={config.emulator_url} aws kinesis list-streams)")
     print(f"  runtime    {config.admin_url}/status")
     print(f"  warehouse  {stack._redacted(config.warehouse_url) if config.warehouse_url else config.warehouse_dir}"
@@ -121,7 +127,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
             print("replay: the local stack is not up; run `shopstream up` first, or give --endpoint/--stream", file=sys.stderr)
             return 2
         args.endpoint = config.api_url
+        if not args.token and not os.environ.get(ENV_TOKEN) and not getattr(args, "stream", None):
+            issuer = LocalIssuer.load(config.state_dir)
+            args.token = issuer.token(producer="replay") if issuer else None
     return run(args)
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    config = _config(args)
+    issuer = LocalIssuer.load(config.state_dir)
+    if issuer is None:
+        print(f"token: no local issuer in {config.state_dir}; run `shopstream up` first", file=sys.stderr)
+        return 2
+    try:
+        print(issuer.token(customer=args.customer, staff=args.staff, producer=args.producer, ttl=args.ttl))
+    except ValueError as exc:
+        print(f"token: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _unreachable() -> tuple[type[BaseException], ...]:
@@ -305,7 +328,17 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: an embedded DuckDB file under the state directory)")
     up = add_command("up", help="start the emulator, apply the Terraform, start the local runtime")
     up.add_argument("--warehouse", help=warehouse_help)
+    up.add_argument("--no-auth", action="store_true",
+                    help="serve the HTTP API without authorization (local experiments only; default: tokens required)")
     up.set_defaults(func=cmd_up)
+    token = add_command("token", help="print an access token of the local stack's issuer (for the HTTP API)")
+    who = token.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer", metavar="ID", help="a customer's token: reads only this customer's invoices")
+    who.add_argument("--staff", action="store_true", help="staff's token: reads every invoice and history")
+    who.add_argument("--producer", metavar="NAME", help="a trusted producer's token: may POST /events")
+    token.add_argument("--ttl", type=int, default=DEFAULT_TTL_SECONDS,
+                       help=f"seconds the token is valid (default {DEFAULT_TTL_SECONDS})")
+    token.set_defaults(func=cmd_token)
     add_command("restart", help="restart the local runtime against the running emulator, from its checkpoints"
                    ).set_defaults(func=cmd_restart)
     add_command("down", help="stop everything and forget local state").set_defaults(func=cmd_down)

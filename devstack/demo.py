@@ -23,6 +23,7 @@ import boto3
 import requests
 
 from devstack import stack
+from devstack.auth import bearer
 from pipeline.events import money_display, money_str
 from pipeline.kaggle import read_invoices
 from scripts.replay_kaggle import format_summary, replay
@@ -83,8 +84,10 @@ def _client_kwargs(config: stack.StackConfig) -> dict[str, str]:
             "aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
-def verify_through_api(api_url: str, source: str, *, workers: int = 8, progress: bool = True) -> Verification:
-    """GET every invoice of the source back through the HTTP API; compare lines and total."""
+def verify_through_api(api_url: str, source: str, *, workers: int = 8, progress: bool = True,
+                       token: str | None = None) -> Verification:
+    """GET every invoice of the source back through the HTTP API (with ``token``, staff's
+    access token); compare lines and total."""
     expected = {e.invoice_no: (len(e.lines), e.total) for e in read_invoices(source)}
     result = Verification()
     lock = threading.Lock()
@@ -94,7 +97,7 @@ def verify_through_api(api_url: str, source: str, *, workers: int = 8, progress:
     def check(invoice_no: str) -> None:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        response = session.get(f"{api_url}/invoices/{invoice_no}", timeout=30)
+        response = session.get(f"{api_url}/invoices/{invoice_no}", timeout=30, headers=bearer(token))
         with lock:
             result.checked += 1
             if response.status_code != 200:
@@ -163,7 +166,7 @@ def run_demo(
     try:
         say(f"• replay          {source} → {config.api_url}/events (as fast as the pipeline takes)")
         started = time.monotonic()
-        stats = replay(source, endpoint=config.api_url)
+        stats = replay(source, endpoint=config.api_url, token=stack.local_token(config, producer="replay"))
         replay_done = time.time()
         say("• drain           waiting for DynamoDB, the archive and the warehouse (merged, views refreshed)")
         sink_times = wait_for_every_sink(config, info, replay_done, timeout=drain_timeout, say=say)
@@ -173,7 +176,8 @@ def run_demo(
         sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
                                        execute=stack.warehouse_executor(config, info).execute)
         result = reconcile.reconcile(source_figures, sinks, source_problems)
-        verification = verify_through_api(config.api_url, source) if verify else None
+        verification = (verify_through_api(config.api_url, source, token=stack.local_token(config, staff=True))
+                        if verify else None)
     finally:
         if not keep:
             stack.down(config, quiet=True)
@@ -239,5 +243,6 @@ def _summary(info, result, verification, elapsed, sink_times, ok, keep, config) 
     ]
     if keep:
         lines.append(f"  the stack is still up: shopstream sql \"select * from mv_sales_by_country_day limit 5\" · "
-                     f"curl {config.api_url}/invoices/536365 · `shopstream down` to stop it")
+                     f"curl -H \"Authorization: Bearer $(shopstream token --staff)\" {config.api_url}/invoices/536365 · "
+                     "`shopstream down` to stop it")
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 
+from devstack.auth import LocalIssuer
 from devstack.emulator import Emulator, EmulatorError, is_up
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ class StackConfig:
     region: str = DEFAULT_REGION
     warehouse_url: str | None = None  # None: DuckDB in <state_dir>/warehouse
     precedence: bool = True  # the invoice writer goes first while it is behind (runtime.shards.Precedence)
+    auth: bool = True  # the HTTP API requires tokens of the local issuer (devstack/auth.py); False: --no-auth
 
     @property
     def warehouse_dir(self) -> Path:
@@ -378,9 +380,11 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
 
         say("• terraform       apply infra/terraform to the emulator")
         started = time.monotonic()
+        issuer = LocalIssuer.ensure(config.state_dir, config.api_url)
+        auth = {"api_auth": config.auth, "jwt_issuer": issuer.issuer, "jwt_audience": [issuer.audience]}
         outputs = terraform.apply_to_emulator(
-            config.emulator_url, str(config.terraform_dir), variables={**LOCAL_VARIABLES, "region": config.region},
-            say=say
+            config.emulator_url, str(config.terraform_dir),
+            variables={**LOCAL_VARIABLES, "region": config.region, **auth}, say=say
         )
         terraform_s = round(time.monotonic() - started, 1)
         say(f"• local runtime   functions, event source mappings, gateway on {config.api_url}")
@@ -446,6 +450,13 @@ def _wait_for_discovery(config: StackConfig, deadline: float) -> None:
             missing = f"{len(routes)} routes, {len(consumers)} stream consumers polling"
         time.sleep(0.2)
     raise StackError(f"the local runtime has not found the deployed resources ({missing}); see {config.log_dir / 'runtime.log'}")
+
+
+def local_token(config: StackConfig, **who: Any) -> str | None:
+    """A token of the stack's issuer (``customer=``, ``staff=True`` or ``producer=``), or None
+    when the stack has no issuer yet."""
+    issuer = LocalIssuer.load(config.state_dir)
+    return issuer.token(**who) if issuer else None
 
 
 def reset_state(config: StackConfig) -> None:

@@ -10,14 +10,19 @@ and are not written. An invoice is never half-written: if any row of an invoice 
 invalid, or its rows contradict each other, all of that invoice's rows are rejected; so
 is an invoice too large for one Kinesis record (:data:`pipeline.events.MAX_EVENT_BYTES`).
 
+Only a producer that owns an invoice may send it: the first producer to send an invoice
+number owns it (:mod:`ingest.ownership`), and another producer's items for it are
+rejected like invalid ones, with the field ``invoice_no`` and the reason.
+
 The answer: 202 when every item was accepted; 207 when some were written and some
 rejected (``accepted.indexes`` lists the items written, ``rejected`` the others with
-their problems); 400 when none was accepted or the body as a whole is unusable; 413 for
-a body over the size limit.
+their problems); 400 when none was accepted or the body as a whole is unusable; 403 when
+none was accepted and every rejection is an invoice another producer owns; 413 for a
+body over the size limit.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +51,10 @@ class Producer(Protocol):
     def send(self, events: Sequence[InvoiceEvent]) -> Any: ...
 
 
+class Ownership(Protocol):
+    def claim(self, producer: str, invoice_nos: Iterable[str]) -> set[str]: ...
+
+
 @dataclass
 class Rejection:
     index: int
@@ -61,6 +70,7 @@ class ParsedBody:
     events: list[InvoiceEvent] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     accepted_indexes: list[int] = field(default_factory=list)
+    indexes_of: dict[str, list[int]] = field(default_factory=dict)  # invoice number → its items
 
     @property
     def lines(self) -> int:
@@ -152,18 +162,44 @@ def parse_items(items: list[Any]) -> ParsedBody:
             for i in indexes_of[invoice_no]:
                 rejected.setdefault(i, [problem])
     parsed.events = [event for _, event in chosen.values()]
+    parsed.indexes_of = {event.invoice_no: indexes_of[event.invoice_no] for event in parsed.events}
     parsed.rejections = [Rejection(i, rejected[i]) for i in sorted(rejected)]
     parsed.accepted_indexes = [i for i in range(len(items)) if i not in rejected]
     return parsed
 
 
+FOREIGN = "was produced by another producer; only its producer may send it again"
+
+
+def refuse_foreign(parsed: ParsedBody, refused: set[str]) -> None:
+    """Moves the events of invoices another producer owns to the rejections."""
+    if not refused:
+        return
+    rejected = {r.index: r for r in parsed.rejections}
+    for invoice_no in refused:
+        for i in parsed.indexes_of.pop(invoice_no, []):
+            rejected.setdefault(i, Rejection(i, [Problem("invoice_no", f"invoice {invoice_no} {FOREIGN}")]))
+    parsed.events = [e for e in parsed.events if e.invoice_no not in refused]
+    parsed.rejections = [rejected[i] for i in sorted(rejected)]
+    parsed.accepted_indexes = [i for i in parsed.accepted_indexes if i not in rejected]
+
+
+def _only_foreign(rejections: list[Rejection]) -> bool:
+    return all(p.field == "invoice_no" and p.reason.endswith(FOREIGN) for r in rejections for p in r.problems)
+
+
 class IngestService:
-    def __init__(self, producer: Producer, *, max_body_bytes: int):
+    def __init__(self, producer: Producer, *, max_body_bytes: int, ownership: Ownership | None = None):
         self._producer = producer
+        self._ownership = ownership
         self.max_body_bytes = max_body_bytes
 
-    def ingest(self, body: str | bytes) -> IngestOutcome:
+    def ingest(self, body: str | bytes, producer_id: str | None = None) -> IngestOutcome:
+        """``producer_id``: the verified producer (None: the API runs without authorization,
+        and no ownership is checked or recorded)."""
         parsed = parse_body(body, max_bytes=self.max_body_bytes)
+        if producer_id is not None and self._ownership is not None and parsed.events:
+            refuse_foreign(parsed, self._ownership.claim(producer_id, [e.invoice_no for e in parsed.events]))
         sent = self._producer.send(parsed.events) if parsed.events else None
         accepted = {"items": parsed.items - len(parsed.rejections), "events": len(parsed.events), "lines": parsed.lines}
         if sent is not None and getattr(sent, "records", None) is not None:
@@ -173,8 +209,9 @@ class IngestService:
         listed = parsed.rejections[:MAX_LISTED_REJECTIONS]
         if parsed.events:  # some written: 207, and which ones, so a client resends only the rest
             accepted["indexes"] = parsed.accepted_indexes
+        status = 207 if parsed.events else 403 if _only_foreign(parsed.rejections) else 400
         return IngestOutcome(
-            207 if parsed.events else 400,
+            status,
             {
                 "message": (
                     f"{len(parsed.rejections)} of {parsed.items} items rejected (not written); "

@@ -10,9 +10,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ingest.core import IngestService, InvalidRequest, PayloadTooLarge
+from ingest.ownership import DynamoOwnership
 from ingest.producer import KinesisProducer
+from pipeline.auth import principal_from_event
 from pipeline.clients import make_client
-from pipeline.errors import ConfigurationError, Problem, TransientError
+from pipeline.errors import ConfigurationError, Forbidden, Problem, TransientError, Unauthenticated
 from pipeline.http import error_response, json_response
 from pipeline.logs import function_logger
 from pipeline.settings import Settings
@@ -27,7 +29,8 @@ def service() -> IngestService:
     """The composition root, built once per cold start."""
     settings = Settings.from_env()
     producer = KinesisProducer(make_client("kinesis", settings), settings.require("stream_name"))
-    return IngestService(producer, max_body_bytes=settings.max_body_bytes)
+    ownership = DynamoOwnership(make_client("dynamodb", settings), settings.owners_table) if settings.owners_table else None
+    return IngestService(producer, max_body_bytes=settings.max_body_bytes, ownership=ownership)
 
 
 def request_body() -> str | bytes:
@@ -45,7 +48,12 @@ def request_body() -> str | bytes:
 
 @app.post("/events")
 def post_events() -> Response:
-    outcome = service().ingest(request_body())
+    caller = principal_from_event(app.current_event.raw_event)
+    if not caller.may_write_events:
+        raise Forbidden("scope", "sending events needs the scope shopstream/events.write (a producer's token)")
+    if not caller.anonymous and caller.producer_id is None:
+        raise Forbidden("client_id", "the token names no producer (neither client_id nor sub)")
+    outcome = service().ingest(request_body(), caller.producer_id)
     accepted = outcome.body["accepted"]
     metrics.add_metric(name="EventsAccepted", unit=MetricUnit.Count, value=accepted["events"])
     metrics.add_metric(name="LinesAccepted", unit=MetricUnit.Count, value=accepted["lines"])
@@ -58,6 +66,17 @@ def post_events() -> Response:
 def too_large(exc: PayloadTooLarge) -> Response:
     metrics.add_metric(name="BodiesTooLarge", unit=MetricUnit.Count, value=1)
     return error_response(413, str(exc))
+
+
+@app.exception_handler(Unauthenticated)
+def unauthenticated(exc: Unauthenticated) -> Response:
+    logger.warning("request without verified claims", extra={"reason": str(exc)})
+    return json_response(401, {"message": "Unauthorized"})
+
+
+@app.exception_handler(Forbidden)
+def forbidden(exc: Forbidden) -> Response:
+    return error_response(403, str(exc), [exc.problem])
 
 
 @app.exception_handler(InvalidRequest)

@@ -86,3 +86,15 @@ class BadRequest(ShopstreamError):
 
 class CorruptRecord(ShopstreamError):
     """A Kinesis record whose KPL aggregation envelope is damaged. Terminal."""
+
+
+class Unauthenticated(ShopstreamError):
+    """No verified identity came with the request (mapped to HTTP 401, as API Gateway answers)."""
+
+
+class Forbidden(ShopstreamError):
+    """The caller is known but may not do this (mapped to HTTP 403); names the field."""
+
+    def __init__(self, field: str, reason: str):
+        self.problem = Problem(field, reason)
+        super().__init__(f"{field}: {reason}")

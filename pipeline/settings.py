@@ -16,6 +16,8 @@ from pipeline.errors import ConfigurationError
 # Set by Terraform, per function.
 ENV_STREAM_NAME = "SHOPSTREAM_STREAM_NAME"
 ENV_INVOICES_TABLE = "SHOPSTREAM_INVOICES_TABLE"
+ENV_OWNERS_TABLE = "SHOPSTREAM_OWNERS_TABLE"
+ENV_API_AUTH = "SHOPSTREAM_API_AUTH"  # pipeline/auth.py: "jwt" or "none"
 ENV_QUARANTINE_QUEUE_URL = "SHOPSTREAM_QUARANTINE_QUEUE_URL"
 ENV_MAX_BODY_BYTES = "SHOPSTREAM_MAX_BODY_BYTES"
 ENV_ARCHIVE_BUCKET = "SHOPSTREAM_ARCHIVE_BUCKET"
@@ -34,9 +36,9 @@ ENV_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 # What Terraform must set for each function (keys of the ``functions`` map in
 # infra/terraform/lambda.tf). Powertools' own variables come on top of these.
 FUNCTION_ENV: Mapping[str, frozenset[str]] = {
-    "ingest": frozenset({ENV_STREAM_NAME, ENV_MAX_BODY_BYTES}),
+    "ingest": frozenset({ENV_STREAM_NAME, ENV_MAX_BODY_BYTES, ENV_OWNERS_TABLE, ENV_API_AUTH}),
     "invoice-writer": frozenset({ENV_INVOICES_TABLE, ENV_QUARANTINE_QUEUE_URL}),
-    "query-api": frozenset({ENV_INVOICES_TABLE}),
+    "query-api": frozenset({ENV_INVOICES_TABLE, ENV_API_AUTH}),
     "archive-writer": frozenset({ENV_ARCHIVE_BUCKET, ENV_ARCHIVE_PREFIX, ENV_QUARANTINE_QUEUE_URL}),
     "firehose-transform": frozenset({ENV_SIZE_MEDIUM_FROM, ENV_SIZE_LARGE_FROM}),
     # one of the cluster and the workgroup is empty: the warehouse is one or the other
@@ -67,6 +69,7 @@ class Settings:
     endpoint_url: str | None = None
     stream_name: str | None = None
     invoices_table: str | None = None
+    owners_table: str | None = None
     quarantine_queue_url: str | None = None
     archive_bucket: str | None = None
     archive_prefix: str = "archive/"
@@ -99,6 +102,7 @@ class Settings:
             endpoint_url=env.get(ENV_ENDPOINT_URL) or None,
             stream_name=env.get(ENV_STREAM_NAME) or None,
             invoices_table=env.get(ENV_INVOICES_TABLE) or None,
+            owners_table=env.get(ENV_OWNERS_TABLE) or None,
             quarantine_queue_url=env.get(ENV_QUARANTINE_QUEUE_URL) or None,
             archive_bucket=env.get(ENV_ARCHIVE_BUCKET) or None,
             archive_prefix=env.get(ENV_ARCHIVE_PREFIX) or "archive/",

@@ -1,11 +1,19 @@
-"""The query API's logic, independent of Lambda and DynamoDB (the reader is a port)."""
+"""The query API's logic, independent of Lambda and DynamoDB (the reader is a port).
+
+Who may read what (the caller is the identity API Gateway verified, :mod:`pipeline.auth`):
+staff (scope ``shopstream/invoices.read``) read everything; a customer (scope
+``shopstream/invoices.read.own``) reads an invoice only if it carries their customer
+number and only their own history, else 403. A missing invoice is 404 for everyone:
+invoice numbers are sequential and not secret, their content is.
+"""
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pipeline.errors import BadRequest, NotFound
+from pipeline.auth import ANONYMOUS, Principal
+from pipeline.errors import BadRequest, Forbidden, NotFound
 from pipeline.events import _INVOICE_NO, normalize_customer_id, normalize_timestamp, shown, shown_field
 
 DEFAULT_LIMIT = 20
@@ -63,14 +71,20 @@ class QueryService:
     def __init__(self, reader: InvoiceReader):
         self._reader = reader
 
-    def invoice(self, invoice_no: str) -> dict[str, Any]:
+    def invoice(self, invoice_no: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
         invoice = self._reader.get_invoice(parse_invoice_no(invoice_no))
         if invoice is None:
             raise NotFound(f"invoice {invoice_no} not found")
-        return invoice.to_api()
+        body = invoice.to_api()
+        if not caller.is_staff and (caller.customer_id is None or body.get("customer_id") != caller.customer_id):
+            raise Forbidden("invoice_no", f"invoice {invoice_no} is not one of your invoices")
+        return body
 
-    def customer_invoices(self, customer_id: str, query: Mapping[str, str] | None) -> dict[str, Any]:
+    def customer_invoices(self, customer_id: str, query: Mapping[str, str] | None,
+                          caller: Principal = ANONYMOUS) -> dict[str, Any]:
         customer = parse_customer_id(customer_id)
+        if not caller.is_staff and caller.customer_id != customer:
+            raise Forbidden("customer_id", f"you may read only your own invoices, not customer {customer}'s")
         params = dict(query or {})
         unknown = sorted(set(params) - set(LIST_PARAMETERS))
         if unknown:

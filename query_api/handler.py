@@ -7,7 +7,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 
 from dynamo_models.invoice import bind_models
 from dynamo_models.repository import InvoiceRepository
-from pipeline.errors import BadRequest, ConfigurationError, NotFound, TransientError
+from pipeline.auth import principal_from_event
+from pipeline.errors import BadRequest, ConfigurationError, Forbidden, NotFound, TransientError, Unauthenticated
 from pipeline.http import error_response, json_response
 from pipeline.logs import function_logger
 from pipeline.settings import Settings
@@ -26,14 +27,20 @@ def service() -> QueryService:
     return QueryService(InvoiceRepository())
 
 
+def caller():
+    """The verified caller of the current request (:mod:`pipeline.auth`)."""
+    return principal_from_event(app.current_event.raw_event)
+
+
 @app.get("/invoices/<invoice_no>")
 def get_invoice(invoice_no: str) -> Response:
-    return json_response(200, service().invoice(invoice_no))
+    return json_response(200, service().invoice(invoice_no, caller()))
 
 
 @app.get("/customers/<customer_id>/invoices")
 def list_customer_invoices(customer_id: str) -> Response:
-    return json_response(200, service().customer_invoices(customer_id, app.current_event.query_string_parameters))
+    return json_response(200, service().customer_invoices(customer_id, app.current_event.query_string_parameters,
+                                                          caller()))
 
 
 @app.get("/openapi.json")
@@ -44,6 +51,17 @@ def openapi() -> Response:
 @app.exception_handler(BadRequest)
 def bad_request(exc: BadRequest) -> Response:
     return error_response(400, str(exc), [exc.problem])
+
+
+@app.exception_handler(Unauthenticated)
+def unauthenticated(exc: Unauthenticated) -> Response:
+    logger.warning("request without verified claims", extra={"reason": str(exc)})
+    return json_response(401, {"message": "Unauthorized"})
+
+
+@app.exception_handler(Forbidden)
+def forbidden(exc: Forbidden) -> Response:
+    return error_response(403, str(exc), [exc.problem])
 
 
 @app.exception_handler(NotFound)

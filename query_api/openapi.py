@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.auth import SCOPE_EVENTS_WRITE, SCOPE_INVOICES_READ, SCOPE_INVOICES_READ_OWN
 from pipeline.events import (
     _CUSTOMER_ID,
     _INVOICE_NO,
@@ -169,6 +170,19 @@ _UNAVAILABLE = {
 }
 
 
+_UNAUTHORIZED = {
+    "description": "no token, or one that is invalid or expired (API Gateway's own answer)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+# Each operation's scopes: any one of them suffices (alternatives of the security requirement).
+SECURITY: dict[str, list[dict[str, list[str]]]] = {
+    "postEvents": [{"bearer": [SCOPE_EVENTS_WRITE]}],
+    "getInvoice": [{"bearer": [SCOPE_INVOICES_READ]}, {"bearer": [SCOPE_INVOICES_READ_OWN]}],
+    "listCustomerInvoices": [{"bearer": [SCOPE_INVOICES_READ]}, {"bearer": [SCOPE_INVOICES_READ_OWN]}],
+    "getOpenApi": [],
+}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
@@ -182,7 +196,10 @@ DOCUMENT: dict[str, Any] = {
     "info": {
         "title": "shopstream",
         "version": "1.0.0",
-        "description": "Invoice events in (POST /events), invoices and customer histories out.",
+        "description": "Invoice events in (POST /events), invoices and customer histories out. Every operation "
+                       "but this document needs an access token (Authorization: Bearer …) with one of the scopes "
+                       "its security lists: producers send events, staff read everything, a customer (the token's "
+                       "customer_id claim) reads their own invoices and history.",
     },
     "paths": {
         "/events": {
@@ -212,11 +229,20 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "202": _json("every item accepted", "IngestAccepted"),
                     "207": _json("some items written (accepted.indexes), the others rejected (listed by index, field and "
-                                 "reason; resend only those, fixed)", "IngestRejected"),
+                                 "reason; resend only those, fixed; an invoice another producer sent first is "
+                                 "rejected with the field invoice_no)", "IngestRejected"),
                     "400": {
                         "description": "every item rejected (listed by index, field and reason), or the body is unusable "
                                        "(empty, not UTF-8, not JSON, nested too deeply, a number literal over 64 "
                                        "characters, not base64 although flagged so: an Error naming the body)",
+                        "content": {"application/json": {"schema": {"anyOf": [
+                            {"$ref": "#/components/schemas/IngestRejected"}, {"$ref": "#/components/schemas/Error"}]}}},
+                    },
+                    "401": _UNAUTHORIZED,
+                    "403": {
+                        "description": "a token without the scope shopstream/events.write (API Gateway's "
+                                       "{\"message\": \"Forbidden\"}), or every item is an invoice another "
+                                       "producer sent first (listed like rejected items)",
                         "content": {"application/json": {"schema": {"anyOf": [
                             {"$ref": "#/components/schemas/IngestRejected"}, {"$ref": "#/components/schemas/Error"}]}}},
                     },
@@ -233,6 +259,8 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json("the invoice", "Invoice"),
                     "400": _error("malformed invoice number"),
+                    "401": _UNAUTHORIZED,
+                    "403": _error("the token has neither scope, or it is a customer's and the invoice is not theirs"),
                     "404": _error("no such invoice"),
                     "503": _UNAVAILABLE,
                 },
@@ -257,6 +285,8 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "200": _json("a page of invoice summaries", "InvoicePage"),
                     "400": _error("a malformed or unknown parameter (named in problems)"),
+                    "401": _UNAUTHORIZED,
+                    "403": _error("the token has neither scope, or it is another customer's"),
                     "404": _error("the customer has no invoices"),
                     "503": _UNAVAILABLE,
                 },
@@ -275,6 +305,11 @@ DOCUMENT: dict[str, Any] = {
         },
     },
     "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                       "description": "an OAuth 2.0 access token (JWT) of the API's issuer: the Cognito user pool, "
+                                      "or locally `shopstream token`"},
+        },
         "schemas": {
             "Error": _ERROR,
             "InvoiceEvent": _INVOICE_EVENT,
@@ -321,3 +356,8 @@ DOCUMENT: dict[str, Any] = {
         }
     },
 }
+
+
+for _path in DOCUMENT["paths"].values():
+    for _operation in _path.values():
+        _operation["security"] = SECURITY[_operation["operationId"]]

@@ -34,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from devstack.auth import ENV_TOKEN  # noqa: E402
 from pipeline.errors import SourceError  # noqa: E402
 from pipeline.events import InvoiceEvent, money_display, money_str, size_problem  # noqa: E402
 from pipeline.kaggle import DEFAULT_GROUP_WINDOW, InvoiceGrouper, read_invoices, resolve_sources  # noqa: E402
@@ -143,7 +144,7 @@ class HttpSender:
     """POST /events with keep-alive sessions, one per worker thread."""
 
     def __init__(self, endpoint: str, stats: ReplayStats, lock: threading.Lock, *, timeout: float = 60.0,
-                 retry_for: float = RETRY_FOR_SECONDS, sleep=None, clock=None):
+                 retry_for: float = RETRY_FOR_SECONDS, sleep=None, clock=None, token: str | None = None):
         import requests
 
         self._requests = requests
@@ -153,6 +154,9 @@ class HttpSender:
         self._sleep = sleep or (lambda seconds: time.sleep(seconds))
         self._clock = clock or (lambda: time.monotonic())
         self._local = threading.local()
+        self.headers = {"Content-Type": "application/json"}
+        if token:  # a producer's access token (scope shopstream/events.write)
+            self.headers["Authorization"] = f"Bearer {token}"
 
     def _session(self):
         session = getattr(self._local, "session", None)
@@ -168,8 +172,7 @@ class HttpSender:
             attempt += 1
             retry_after = None
             try:
-                response = self._session().post(self.url, data=body, timeout=self.timeout,
-                                                headers={"Content-Type": "application/json"})
+                response = self._session().post(self.url, data=body, timeout=self.timeout, headers=self.headers)
             except self._requests.RequestException as exc:
                 status, detail = None, f"{type(exc).__name__}: {exc}"
             else:
@@ -179,7 +182,8 @@ class HttpSender:
                 if status == 202:
                     self._sent(batch)
                     return
-                if status in (207, 400):  # 207: some written, 400: none; both list the rejected by index
+                if status in (207, 400) or status == 403 and '"rejected"' in response.text:
+                    # 207: some written, 400: none; 403: none, each another producer's; all list the rejected
                     self._partly_rejected(batch, response)
                     return
                 if status == 413 and len(batch) > 1:  # split and try the halves
@@ -213,7 +217,7 @@ class HttpSender:
         try:
             body = response.json()
             rejected = {r["index"]: r["problems"] for r in body.get("rejected", [])}
-            if response.status_code == 400:  # nothing was written
+            if response.status_code in (400, 403):  # nothing was written
                 written = []
             else:  # 207: the items written are listed (or, from an older API, all but the rejected)
                 written = body.get("accepted", {}).get("indexes") or [i for i in range(len(batch)) if i not in rejected]
@@ -341,13 +345,17 @@ def replay(
     window: int = DEFAULT_GROUP_WINDOW,
     encoding: str | None = None,
     progress: bool = True,
+    token: str | None = None,
 ) -> ReplayStats:
-    """Replay ``source``; returns the statistics (see :class:`ReplayStats`)."""
+    """Replay ``source``; returns the statistics (see :class:`ReplayStats`). ``token``: the
+    producer's access token sent with every request (default: ``$SHOPSTREAM_TOKEN``)."""
+    token = token if token is not None else os.environ.get(ENV_TOKEN) or None
     resolve_sources(source)  # fail early and clearly on a bad path
     stats = ReplayStats(source=source, target=f"stream {stream}" if stream else f"{endpoint}/events",
                         mode=f"rate {rate}/s" if rate else f"speedup x{speedup:g}" if speedup else "max")
     lock = threading.Lock()
-    sender = StreamSender(stream, stats, lock) if stream else HttpSender(endpoint or DEFAULT_ENDPOINT, stats, lock)
+    sender = StreamSender(stream, stats, lock) if stream else HttpSender(endpoint or DEFAULT_ENDPOINT, stats, lock,
+                                                                                  token=token)
     grouper = InvoiceGrouper(window)
     bar = _progress_bar(count_rows(source) if progress and limit is None and not (date_from or date_to) else None, progress)
     source_total = Decimal(0)
@@ -420,6 +428,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--endpoint", default=None, help=f"HTTP API base URL (default {DEFAULT_ENDPOINT})")
     target.add_argument("--stream", help="send straight to this Kinesis stream instead of the HTTP API")
+    parser.add_argument("--token", default=None,
+                        help=f"a producer's access token for the HTTP API (default ${ENV_TOKEN}; `shopstream replay` "
+                             "against the local stack gets one itself)")
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=float, help="events (invoices) per second")
     pace.add_argument("--speedup", type=float, help="event-time compression: 3600 = one hour of shop time per second")
@@ -456,7 +467,7 @@ def run(args: argparse.Namespace) -> int:
             args.source, endpoint=args.endpoint or DEFAULT_ENDPOINT, stream=args.stream, rate=args.rate,
             speedup=args.speedup, limit=args.limit, date_from=_bound(args.date_from, False), date_to=_bound(args.date_to, True),
             batch_events=args.batch_events, batch_bytes=args.batch_bytes, concurrency=args.concurrency,
-            window=args.window, encoding=args.encoding, progress=not args.quiet,
+            window=args.window, encoding=args.encoding, progress=not args.quiet, token=args.token,
         )
     except SourceError as exc:
         print(f"replay: {exc}", file=sys.stderr)

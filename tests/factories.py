@@ -53,11 +53,22 @@ class FakeLambdaContext:
         return 30_000
 
 
+TRUSTED_CLAIMS = {"sub": "test-producer", "client_id": "test-producer", "token_use": "access",
+                  "scope": "shopstream/events.write shopstream/invoices.read"}
+
+
+def jwt_context(claims: dict[str, str]) -> dict[str, Any]:
+    """``requestContext.authorizer`` as API Gateway's JWT authorizer passes it."""
+    return {"jwt": {"claims": dict(claims), "scopes": claims.get("scope", "").split() or None}}
+
+
 def http_event(method: str, path: str, *, body: str | bytes | None = None, query: dict[str, str] | None = None,
-               route_key: str | None = None, path_parameters: dict[str, str] | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event."""
+               route_key: str | None = None, path_parameters: dict[str, str] | None = None,
+               claims: dict[str, str] | None = TRUSTED_CLAIMS) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload format 2.0) event; ``claims``: the verified token's
+    (by default a trusted producer's with staff's scope too; None: no authorizer context)."""
     is_binary = isinstance(body, bytes)
-    return {
+    event = {
         "version": "2.0",
         "routeKey": route_key or f"{method} {path}",
         "rawPath": path,
@@ -74,6 +85,9 @@ def http_event(method: str, path: str, *, body: str | bytes | None = None, query
         "body": base64.b64encode(body).decode() if is_binary else body,
         "isBase64Encoded": is_binary,
     }
+    if claims is not None:
+        event["requestContext"]["authorizer"] = jwt_context(claims)
+    return event
 
 
 # ---- the warehouse path: staging objects as Firehose writes them --------------------------------

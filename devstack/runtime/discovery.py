@@ -4,9 +4,12 @@
   and ``GetFunctionConcurrency`` (reserved concurrency);
   ``ListEventSourceMappings`` (every setting the Kinesis pollers honour).
 - Kinesis: ``ListShards`` and the retention period of each mapped stream.
-- API Gateway v2: ``GetApis`` (HTTP only), ``GetRoutes``, ``GetIntegrations`` (AWS_PROXY
-  to a Lambda ARN or the ``arn:aws:apigateway:…:lambda:path/2015-03-31/functions/<arn>/
-  invocations`` form), ``GetStages``.
+- API Gateway v2: ``GetApis`` (HTTP only), ``GetRoutes`` (with each route's
+  ``AuthorizationType``, ``AuthorizerId`` and ``AuthorizationScopes``, which moto stores
+  as given), ``GetAuthorizer`` for each authorizer a route names (moto has no
+  ``GetAuthorizers`` listing; its ``JwtConfiguration`` holds the issuer and audiences),
+  ``GetIntegrations`` (AWS_PROXY to a Lambda ARN or the ``arn:aws:apigateway:…:lambda:
+  path/2015-03-31/functions/<arn>/invocations`` form), ``GetStages``.
 - Firehose: ``ListDeliveryStreams`` and ``DescribeDeliveryStream`` (those with a Kinesis
   source and a Redshift destination, which the runtime delivers).
 - EventBridge: ``ListRules`` with a ScheduleExpression, ``ListTargetsByRule`` (Lambda
@@ -24,6 +27,7 @@ import boto3
 from botocore.config import Config
 
 from devstack.runtime.model import (
+    AuthorizerSpec,
     DeliveryStreamSpec,
     Discovery,
     EsmSpec,
@@ -151,6 +155,14 @@ def _integration_function_arn(integration: dict) -> str | None:
     return function_arn_from_uri(uri)
 
 
+def _authorizer(gw, api_id: str, authorizer_id: str) -> AuthorizerSpec:
+    found = gw.get_authorizer(ApiId=api_id, AuthorizerId=authorizer_id)
+    jwt = found.get("JwtConfiguration") or {}
+    return AuthorizerSpec(authorizer_id=authorizer_id, authorizer_type=(found.get("AuthorizerType") or "").upper(),
+                          name=found.get("Name") or "", identity_sources=tuple(found.get("IdentitySource") or ()),
+                          issuer=jwt.get("Issuer"), audience=tuple(jwt.get("Audience") or ()))
+
+
 def discover_apis(clients: ClientFactory) -> tuple[HttpApiSpec, ...]:
     gw = clients("apigatewayv2")
     out: list[HttpApiSpec] = []
@@ -160,6 +172,7 @@ def discover_apis(clients: ClientFactory) -> tuple[HttpApiSpec, ...]:
         api_id = api["ApiId"]
         integrations = {i["IntegrationId"]: i for i in _paginate(gw, "get_integrations", "Items", ApiId=api_id)}
         routes: list[RouteSpec] = []
+        authorizers: dict[str, AuthorizerSpec] = {}
         for route in _paginate(gw, "get_routes", "Items", ApiId=api_id):
             target = route.get("Target") or ""
             integration = integrations.get(target.split("/", 1)[1]) if target.startswith("integrations/") else None
@@ -176,9 +189,17 @@ def discover_apis(clients: ClientFactory) -> tuple[HttpApiSpec, ...]:
             if version != "2.0":
                 log.warning("payload format %s is served as 2.0 locally api=%s route=%r", version, api_id,
                             route.get("RouteKey"))
+            authorization = (route.get("AuthorizationType") or "NONE").upper()
+            authorizer = None
+            if authorization != "NONE" and route.get("AuthorizerId"):
+                if route["AuthorizerId"] not in authorizers:
+                    authorizers[route["AuthorizerId"]] = _authorizer(gw, api_id, route["AuthorizerId"])
+                authorizer = authorizers[route["AuthorizerId"]]
             routes.append(RouteSpec(route_key=route["RouteKey"], function_name=function_name_from_arn(function_arn),
                                     function_arn=function_arn, payload_format_version=version,
-                                    timeout_ms=int(integration.get("TimeoutInMillis") or 30000)))
+                                    timeout_ms=int(integration.get("TimeoutInMillis") or 30000),
+                                    authorization_type=authorization, authorizer=authorizer,
+                                    authorization_scopes=tuple(route.get("AuthorizationScopes") or ())))
         stages = tuple(s["StageName"] for s in _paginate(gw, "get_stages", "Items", ApiId=api_id)) or ("$default",)
         account = next((arn_account(r.function_arn) for r in routes if r.function_arn.startswith("arn:")),
                        "123456789012")

@@ -32,6 +32,14 @@ Response
     Unavailable"}``; a request body over 10 MB → 413 ``{"message":"Request Entity Too
     Large"}`` without invoking (and an event over Lambda's 6 MB also gets 413).
 
+Authorization
+    A route with a JWT authorizer is checked before invoking, as API Gateway does
+    (:mod:`devstack.runtime.authorizer`): 401 ``{"message":"Unauthorized"}`` for a
+    missing or invalid token, 403 ``{"message":"Forbidden"}`` for one without the
+    route's scopes, and the verified claims and scopes in ``requestContext.authorizer.jwt``.
+    The local issuer's discovery document and keys are served at
+    ``/.well-known/openid-configuration`` and ``/.well-known/jwks.json``.
+
 Availability
     Until the runtime has read the deployment (and while the emulator does not answer,
     or no longer holds the deployment), every request gets 503 with ``Retry-After`` and
@@ -55,6 +63,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from devstack.auth import LocalIssuer
+from devstack.runtime.authorizer import Decision, JwksCache, JwtAuthorizer
 from devstack.runtime.model import HttpApiSpec, RouteSpec
 from devstack.runtime.workers import InvokeResult
 
@@ -189,7 +199,8 @@ def _is_text(content_type: str | None) -> bool:
 
 def build_event(*, method: str, raw_path: str, raw_query: str, headers: Iterable[tuple[str, str]], body: bytes,
                 match: Match, source_ip: str = "127.0.0.1", protocol: str = "HTTP/1.1",
-                request_id: str | None = None, now: float | None = None, port: int | None = None) -> dict[str, Any]:
+                request_id: str | None = None, now: float | None = None, port: int | None = None,
+                authorizer: Decision | None = None) -> dict[str, Any]:
     """The API Gateway payload format 2.0 event for one request."""
     now = time.time() if now is None else now
     request_id = request_id or _gateway_request_id()
@@ -244,6 +255,8 @@ def build_event(*, method: str, raw_path: str, raw_query: str, headers: Iterable
         "time": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
         "timeEpoch": int(now * 1000),
     }
+    if authorizer is not None and authorizer.claims is not None:
+        event["requestContext"]["authorizer"] = authorizer.context()
     if match.path_parameters:
         event["pathParameters"] = dict(match.path_parameters)
     if body:
@@ -273,6 +286,9 @@ def message_response(status: int, message: str) -> HttpResponse:
 
 
 NOT_FOUND = (404, "Not Found")
+UNAUTHORIZED = (401, "Unauthorized")
+FORBIDDEN = (403, "Forbidden")
+WELL_KNOWN = ("/.well-known/openid-configuration", "/.well-known/jwks.json")
 INTERNAL = (500, "Internal Server Error")
 UNAVAILABLE = (503, "Service Unavailable")
 TOO_LARGE = (413, "Request Entity Too Large")
@@ -350,6 +366,8 @@ class GatewayStats:
     errors_5xx: int = 0
     too_large: int = 0
     unavailable: int = 0
+    unauthorized: int = 0
+    forbidden: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def bump(self, name: str) -> None:
@@ -360,8 +378,11 @@ class GatewayStats:
 class GatewayApp:
     """The ASGI application (served by uvicorn with httptools)."""
 
-    def __init__(self, invoker, routes: RouteTable | None = None, *, executor_workers: int = 32) -> None:
+    def __init__(self, invoker, routes: RouteTable | None = None, *, executor_workers: int = 32,
+                 issuer: LocalIssuer | None = None) -> None:
         self.invoker = invoker
+        self.issuer = issuer
+        self.authorizer = JwtAuthorizer(JwksCache(issuer))
         self.routes = routes or RouteTable()
         self.stats = GatewayStats()
         self.executor = ThreadPoolExecutor(max_workers=executor_workers, thread_name_prefix="gateway-invoke")
@@ -369,6 +390,11 @@ class GatewayApp:
         # would tell a client its request can never succeed. While this is set, every
         # request gets 503 with Retry-After and this reason instead.
         self.unavailable: str | None = None if routes is not None else NOT_DISCOVERED
+
+    def set_issuer(self, issuer: LocalIssuer | None) -> None:
+        """The local issuer whose keys check its tokens and whose JWKS is served."""
+        self.issuer = issuer
+        self.authorizer = JwtAuthorizer(JwksCache(issuer))
 
     def set_routes(self, routes: RouteTable) -> None:
         self.routes = routes
@@ -409,13 +435,17 @@ class GatewayApp:
             if not message.get("more_body"):
                 break
         body = b"".join(chunks)
+        method = scope["method"]
+        if self.issuer is not None and method == "GET" and scope["path"] in WELL_KNOWN:
+            document = self.issuer.jwks() if scope["path"] == WELL_KNOWN[1] else self.issuer.openid_configuration()
+            return self._finish(HttpResponse(200, [("content-type", "application/json")],
+                                             json.dumps(document).encode()), request_id)
         unavailable = self.unavailable
         if unavailable is not None:
             self.stats.bump("unavailable")
             response = message_response(503, unavailable)
             response.headers.append(("retry-after", "1"))
             return self._finish(response, request_id)
-        method = scope["method"]
         raw_path = scope.get("raw_path")
         raw_path = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
         host = next((v for k, v in headers if k == "host"), "")
@@ -423,12 +453,23 @@ class GatewayApp:
         if match is None:
             self.stats.bump("not_found")
             return self._finish(message_response(*NOT_FOUND), request_id)
+        decision = self.authorizer.authorize(match.route, headers)
+        if not decision.ok:
+            self.stats.bump("unauthorized" if decision.status == 401 else "forbidden")
+            log.info("%s %s → %d (%s)", method, raw_path, decision.status, decision.reason)
+            if decision.status == 401:
+                response = message_response(*UNAUTHORIZED)
+                response.headers.append(("www-authenticate", 'Bearer error="invalid_token" '
+                                                             f'error_description="{decision.reason}"'))
+            else:
+                response = message_response(*FORBIDDEN)
+            return self._finish(response, request_id)
         client = scope.get("client") or ("127.0.0.1", 0)
         server = scope.get("server") or ("127.0.0.1", None)
         event = build_event(method=method, raw_path=raw_path, raw_query=scope.get("query_string", b"").decode("latin-1"),
                             headers=headers, body=body, match=match, source_ip=client[0],
                             protocol=f"HTTP/{scope.get('http_version', '1.1')}", request_id=request_id,
-                            port=server[1])
+                            port=server[1], authorizer=decision)
         payload = json.dumps(event, separators=(",", ":")).encode()
         timeout = min(match.route.timeout_ms or MAX_INTEGRATION_TIMEOUT_MS, MAX_INTEGRATION_TIMEOUT_MS) / 1000
         loop = asyncio.get_running_loop()
@@ -463,6 +504,8 @@ class GatewayApp:
             "unavailable": self.unavailable, "answered_unavailable": self.stats.unavailable,
             "requests": self.stats.requests, "not_found": self.stats.not_found,
             "errors_5xx": self.stats.errors_5xx, "too_large": self.stats.too_large,
+            "unauthorized": self.stats.unauthorized, "forbidden": self.stats.forbidden,
+            "issuer": self.issuer.issuer if self.issuer else None,
         }
 
     def close(self) -> None:

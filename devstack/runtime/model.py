@@ -184,12 +184,27 @@ def _epoch(value: Any) -> float | None:
 
 
 @dataclass(frozen=True)
+class AuthorizerSpec:
+    """An HTTP API authorizer as GetAuthorizer gives it (JWT: issuer and audiences)."""
+
+    authorizer_id: str
+    authorizer_type: str                       # "JWT" or "REQUEST" (a Lambda authorizer)
+    name: str = ""
+    identity_sources: tuple[str, ...] = ("$request.header.Authorization",)
+    issuer: str | None = None
+    audience: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     route_key: str          # "GET /invoices/{invoice_no}", "ANY /{proxy+}", "$default"
     function_name: str
     function_arn: str
     payload_format_version: str = "2.0"
     timeout_ms: int = 30000
+    authorization_type: str = "NONE"           # "NONE", "JWT", "CUSTOM" or "AWS_IAM"
+    authorizer: AuthorizerSpec | None = None
+    authorization_scopes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,10 @@ class HttpApiSpec:
             "name": self.name,
             "stages": list(self.stages),
             "routes": [{"route_key": r.route_key, "function": r.function_name,
-                        "payload_format_version": r.payload_format_version, "timeout_ms": r.timeout_ms}
+                        "payload_format_version": r.payload_format_version, "timeout_ms": r.timeout_ms,
+                        "authorization_type": r.authorization_type,
+                        "authorization_scopes": list(r.authorization_scopes),
+                        "issuer": r.authorizer.issuer if r.authorizer else None}
                        for r in self.routes],
         }
 

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from devstack.auth import LocalIssuer
 from devstack.runtime.checkpoints import CheckpointStore
 from devstack.runtime.discovery import ClientFactory, discover
 from devstack.runtime.esm import BotoDestinationSender, EsmRunner
@@ -127,6 +128,9 @@ class LocalRuntime:
         self.store = CheckpointStore(self.state_dir / "checkpoints.sqlite")
         self.started_at = time.time()
         self._bind()
+        # the stack's token issuer (devstack/auth.py): made by `shopstream up` with its gateway's
+        # URL as issuer; a runtime started on its own makes one
+        self.gateway.set_issuer(LocalIssuer.load(self.state_dir) or LocalIssuer.ensure(self.state_dir, self.gateway_url))
         self._start_servers()
         log.info("local runtime started emulator=%s gateway=%s admin=%s state=%s code_root=%s region=%s",
                  self.config.emulator_url, self.gateway_url, self.admin_url, self.state_dir, self.code_root,

@@ -78,13 +78,27 @@ resource "aws_apigatewayv2_integration" "function" {
   }
 }
 
+# Every route but the OpenAPI document needs a token with one of its scopes (auth.tf);
+# the document stays public, so a client can learn the API before it has credentials.
 resource "aws_apigatewayv2_route" "route" {
-  #checkov:skip=CKV_AWS_309:No authorizer is configured yet: every route is open to whoever knows the API's URL, bounded only by the stage's throttling. An authorizer is what closes this.
-  for_each = local.routes
+  for_each = { for key, function in local.routes : key => function if local.route_scopes[key] != null }
 
-  api_id    = aws_apigatewayv2_api.http.id
-  route_key = each.key
-  target    = "integrations/${aws_apigatewayv2_integration.function[each.value].id}"
+  api_id               = aws_apigatewayv2_api.http.id
+  route_key            = each.key
+  target               = "integrations/${aws_apigatewayv2_integration.function[each.value].id}"
+  authorization_type   = var.api_auth ? "JWT" : "NONE"
+  authorizer_id        = var.api_auth ? aws_apigatewayv2_authorizer.jwt[0].id : null
+  authorization_scopes = var.api_auth ? local.route_scopes[each.key] : null
+}
+
+resource "aws_apigatewayv2_route" "public" {
+  #checkov:skip=CKV_AWS_309:The OpenAPI document is public on purpose: it describes the API (and its security scheme) to clients before they hold a token, and holds no data.
+  for_each = { for key, function in local.routes : key => function if local.route_scopes[key] == null }
+
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = each.key
+  target             = "integrations/${aws_apigatewayv2_integration.function[each.value].id}"
+  authorization_type = "NONE"
 }
 
 resource "aws_lambda_permission" "api" {

@@ -30,6 +30,12 @@ locals {
         actions   = ["kinesis:PutRecords", "kinesis:ListShards"]
         resources = [aws_kinesis_stream.events.arn]
       },
+      {
+        # ingest/ownership.py: one conditional put_item per invoice (claim or confirm its producer)
+        sid       = "ClaimInvoices"
+        actions   = ["dynamodb:PutItem"]
+        resources = [aws_dynamodb_table.invoice_owners.arn]
+      },
     ]
     "invoice-writer" = [
       {

@@ -19,6 +19,8 @@ locals {
       environment = {
         SHOPSTREAM_STREAM_NAME    = aws_kinesis_stream.events.name
         SHOPSTREAM_MAX_BODY_BYTES = "2000000" # pipeline/settings.py DEFAULT_MAX_BODY_BYTES
+        SHOPSTREAM_OWNERS_TABLE   = aws_dynamodb_table.invoice_owners.name
+        SHOPSTREAM_API_AUTH       = var.api_auth ? "jwt" : "none"
       }
     }
     "invoice-writer" = {
@@ -81,6 +83,7 @@ locals {
       timeout     = 10
       environment = {
         SHOPSTREAM_INVOICES_TABLE = aws_dynamodb_table.invoices.name
+        SHOPSTREAM_API_AUTH       = var.api_auth ? "jwt" : "none"
       }
     }
   }

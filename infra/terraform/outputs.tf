@@ -108,3 +108,22 @@ output "dashboard_name" {
   description = "Name of the pipeline's CloudWatch dashboard."
   value       = aws_cloudwatch_dashboard.pipeline.dashboard_name
 }
+
+output "auth" {
+  description = "Who may call the API: the JWT issuer and audiences the authorizer accepts, the scopes per route, and with the Cognito user pool its token endpoint and app client ids (secrets: terraform state or the Cognito console)."
+  value = {
+    enabled             = var.api_auth
+    issuer              = var.api_auth ? local.jwt_issuer : null
+    audience            = var.api_auth ? local.jwt_audience : []
+    route_scopes        = { for key, scopes in local.route_scopes : key => scopes if scopes != null }
+    token_endpoint      = local.cognito ? "https://${aws_cognito_user_pool_domain.api[0].domain}.auth.${var.region}.amazoncognito.com/oauth2/token" : null
+    producer_client_ids = { for name, client in aws_cognito_user_pool_client.producer : name => client.id }
+    staff_client_id     = local.cognito ? aws_cognito_user_pool_client.staff[0].id : null
+    customers_client_id = local.cognito ? aws_cognito_user_pool_client.customers[0].id : null
+  }
+}
+
+output "invoice_owners_table_name" {
+  description = "Name of the DynamoDB table recording the producer of each invoice."
+  value       = aws_dynamodb_table.invoice_owners.name
+}

@@ -440,3 +440,59 @@ variable "alarm_firehose_freshness_seconds" {
     error_message = "alarm_firehose_freshness_seconds must be at least 60."
   }
 }
+
+variable "api_auth" {
+  description = "Whether the HTTP API requires tokens (a JWT authorizer on every route but GET /openapi.json). Only the local emulator may turn it off (shopstream up --no-auth)."
+  type        = bool
+  default     = true
+
+  validation {
+    condition     = var.api_auth || var.emulator_endpoint != null
+    error_message = "api_auth = false is for the local emulator only: on AWS every route but the OpenAPI document needs a token."
+  }
+}
+
+variable "jwt_issuer" {
+  description = "OIDC issuer whose access tokens the API accepts (its iss claim; its JWKS is found through <issuer>/.well-known/openid-configuration). Null: a Cognito user pool created here issues them (on the emulator: the local stack's issuer at http://127.0.0.1:8080)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.jwt_issuer == null || can(regex("^https?://", var.jwt_issuer))
+    error_message = "jwt_issuer must be an http(s) URL (https on AWS), or null for the Cognito user pool."
+  }
+}
+
+variable "jwt_audience" {
+  description = "Audiences the API accepts (a token's aud, or its client_id when it has no aud). Used with jwt_issuer; with the Cognito user pool, its app clients' ids."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = var.jwt_issuer == null || length(var.jwt_audience) > 0
+    error_message = "jwt_audience must name at least one audience when jwt_issuer is given."
+  }
+}
+
+variable "producers" {
+  description = "Trusted producers of POST /events: one Cognito app client each (client-credentials grant, scope shopstream/events.write). Only with the Cognito user pool."
+  type        = list(string)
+  default     = ["replay"]
+
+  validation {
+    condition     = alltrue([for p in var.producers : can(regex("^[A-Za-z0-9_-]{1,64}$", p))])
+    error_message = "Each producer name is 1-64 letters, digits, '-' or '_'."
+  }
+}
+
+variable "customer_callback_urls" {
+  description = "Where the Cognito hosted sign-in returns customers (authorization code grant) with the customers' app client. Only with the Cognito user pool."
+  type        = list(string)
+  default     = ["http://localhost:8000/callback"]
+}
+
+variable "cognito_domain_prefix" {
+  description = "Prefix of the Cognito user pool's domain (<prefix>.auth.<region>.amazoncognito.com, serving the token endpoint). Null: <name_prefix>-<account id>."
+  type        = string
+  default     = null
+}

@@ -2,8 +2,9 @@
 (emulator_endpoint = null) against a mocked AWS provider and asserts the Redshift resources,
 the Secrets Manager wiring (a secret Redshift manages; no password anywhere in
 Terraform), the Firehose configuration, the scheduled merge, names, the event source
-mappings, the API's throttling and timeouts, encryption at rest (AWS-managed keys or a
-customer key), deletion protection and PITR, private TLS-only buckets, roles without
+mappings, the API's throttling and timeouts, its JWT authorizer on every route but the
+OpenAPI document (the Cognito user pool, or an external issuer), encryption at rest (AWS-managed
+keys or a customer key), deletion protection and PITR, private TLS-only buckets, roles without
 wildcard actions, every alarm with its threshold notifying the alerts topic (and that
 topic's key), the dashboard, and every function's JSON logging and tracing
 (infra/terraform/tests/aws_mode.tftest.hcl)."""
@@ -57,6 +58,9 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "the_dashboard_shows_every_alarm_and_what_it_watches": "pass",
         "every_function_logs_json_and_is_traced": "pass",
         "the_log_level_in_lambdas_terms": "pass",
+        "every_route_but_the_document_needs_a_token_with_its_scopes": "pass",
+        "an_external_issuer_replaces_the_user_pool": "pass",
+        "auth_cannot_be_turned_off_on_aws": "pass",
     }
 
 

@@ -20,6 +20,7 @@ from devstack.runtime.client import wait_until_drained
 from pipeline.kaggle import read_invoices
 from scripts.replay_kaggle import replay
 from tests.conftest import SAMPLE
+from tests.fixtures.tokens import authorized_session, customer_token, producer_token, staff_token, trusted_token
 
 pytestmark = pytest.mark.e2e
 
@@ -35,10 +36,20 @@ def running(tmp_path_factory):
     stack.down(config, quiet=True)
 
 
+_clients: dict = {}
+
+
+def client(config) -> requests.Session:
+    """The stack's trusted client: the sample's producer, with staff's scope to read."""
+    if config.state_dir not in _clients:
+        _clients[config.state_dir] = authorized_session(trusted_token(config.state_dir))
+    return _clients[config.state_dir]
+
+
 def replay_and_drain(config):
     import time
 
-    stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False)
+    stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False, token=producer_token(config.state_dir))
     wait_until_drained(config.admin_url, since=time.time(), timeout=120)
     return stats
 
@@ -69,7 +80,7 @@ def test_the_sample_arrives_whole_and_a_replay_changes_nothing(running):
     assert queue_depth(config, info.outputs["quarantine_queue_url"]) == 0
     assert all(queue_depth(config, url) == 0 for url in info.outputs["failures_queue_urls"].values())
     # AND every invoice comes back through the API with the source's lines and total
-    verification = verify_through_api(config.api_url, str(SAMPLE), progress=False)
+    verification = verify_through_api(config.api_url, str(SAMPLE), progress=False, token=staff_token(config.state_dir))
     assert verification.checked == 418 and verification.ok, (verification.missing, verification.mismatched)
     before = table_snapshot(config, table)
     # WHEN the same data is replayed again
@@ -184,21 +195,80 @@ def test_the_http_api_as_a_client_sees_it(running):
     events = {e.invoice_no: e for e in read_invoices(str(SAMPLE))}
     replay_and_drain(config)
 
-    invoice = requests.get(f"{api}/invoices/536365", timeout=10).json()
+    invoice = client(config).get(f"{api}/invoices/536365", timeout=10).json()
     assert invoice["customer_id"] == "17850" and invoice["invoice_date"] == "2010-12-01T08:26:00"
     assert Decimal(invoice["total"]) == events["536365"].total == sum(Decimal(item["amount"]) for item in invoice["lines"])
     assert [item["line_no"] for item in invoice["lines"]] == list(range(1, len(events["536365"].lines) + 1))
 
-    cancellation = requests.get(f"{api}/invoices/C536379", timeout=10).json()
+    cancellation = client(config).get(f"{api}/invoices/C536379", timeout=10).json()
     assert cancellation["is_cancellation"] is True and Decimal(cancellation["total"]) < 0
 
     mine = sorted((e for e in events.values() if e.customer_id == "17850"), key=lambda e: (e.invoice_date, e.invoice_no), reverse=True)
-    first = requests.get(f"{api}/customers/17850/invoices", params={"limit": 5}, timeout=10).json()
-    second = requests.get(f"{api}/customers/17850/invoices", params={"limit": 5, "cursor": first["next_cursor"]}, timeout=10).json()
+    first = client(config).get(f"{api}/customers/17850/invoices", params={"limit": 5}, timeout=10).json()
+    second = client(config).get(f"{api}/customers/17850/invoices", params={"limit": 5, "cursor": first["next_cursor"]}, timeout=10).json()
     assert [i["invoice_no"] for i in first["invoices"] + second["invoices"]] == [e.invoice_no for e in mine[:10]]
 
-    spec = requests.get(f"{api}/openapi.json", timeout=10).json()
+    spec = requests.get(f"{api}/openapi.json", timeout=10).json()  # public
     assert spec["openapi"].startswith("3.") and "/customers/{customer_id}/invoices" in spec["paths"]
+
+
+def test_without_a_token_nothing_but_the_document_is_served(running):
+    config, _ = running
+    for method, path in (("GET", "/invoices/536365"), ("GET", "/customers/17850/invoices"), ("POST", "/events")):
+        response = requests.request(method, f"{config.api_url}{path}", data=b"[]", timeout=10)
+        assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"}), (method, path)
+        signed = customer_token(config.state_dir, "17850").split(".")
+        response = requests.request(method, f"{config.api_url}{path}", timeout=10,
+                                    headers={"Authorization": "Bearer " + ".".join([signed[0], signed[1], "x"])})  # bad signature
+        assert response.status_code == 401, (method, path)
+    assert requests.get(f"{config.api_url}/openapi.json", timeout=10).status_code == 200
+
+
+def test_a_customer_reads_their_own_invoices_only_and_staff_read_any(running):
+    config, _ = running
+    replay_and_drain(config)
+    events = {e.invoice_no: e for e in read_invoices(str(SAMPLE))}
+    other = next(e for e in events.values() if e.customer_id not in (None, "17850"))
+    with authorized_session(customer_token(config.state_dir, "17850")) as customer:
+        assert customer.get(f"{config.api_url}/invoices/536365", timeout=10).status_code == 200
+        history = customer.get(f"{config.api_url}/customers/17850/invoices", timeout=10)
+        assert history.status_code == 200 and history.json()["invoices"]
+        refused = customer.get(f"{config.api_url}/invoices/{other.invoice_no}", timeout=10)
+        assert refused.status_code == 403 and refused.json()["problems"][0]["field"] == "invoice_no"
+        refused = customer.get(f"{config.api_url}/customers/{other.customer_id}/invoices", timeout=10)
+        assert refused.status_code == 403 and refused.json()["problems"][0]["field"] == "customer_id"
+        # nor may a customer send events
+        assert customer.post(f"{config.api_url}/events", data=events["536365"].to_json(), timeout=10).status_code == 403
+    with authorized_session(staff_token(config.state_dir)) as staff:
+        assert staff.get(f"{config.api_url}/invoices/{other.invoice_no}", timeout=10).status_code == 200
+        assert staff.get(f"{config.api_url}/customers/{other.customer_id}/invoices", timeout=10).status_code == 200
+        response = staff.post(f"{config.api_url}/events", data=events["536365"].to_json(), timeout=10)
+        assert (response.status_code, response.json()) == (403, {"message": "Forbidden"})  # no producer scope
+
+
+def test_a_producer_cannot_overwrite_another_producers_invoice(running):
+    import time
+
+    config, _ = running
+    replay_and_drain(config)  # the sample's invoices belong to the producer "replay"
+    before = client(config).get(f"{config.api_url}/invoices/536365", timeout=10).json()
+    forged = json.loads(next(iter(read_invoices(str(SAMPLE)))).to_json())
+    assert forged["invoice_no"] == "536365"
+    forged.update(event_id=None, customer_id="99998")
+    mine = dict(forged, invoice_no="800001")
+    with authorized_session(producer_token(config.state_dir, "another-shop")) as other:
+        response = other.post(f"{config.api_url}/events", json=[forged, mine], timeout=10)
+        assert response.status_code == 207, response.text
+        body = response.json()
+        assert body["accepted"]["indexes"] == [1]
+        [rejection] = body["rejected"]
+        assert rejection["index"] == 0 and rejection["problems"][0]["field"] == "invoice_no"
+        assert other.post(f"{config.api_url}/events", json=forged, timeout=10).status_code == 403
+    wait_until_drained(config.admin_url, since=time.time(), timeout=60)
+    assert client(config).get(f"{config.api_url}/invoices/536365", timeout=10).json() == before
+    # AND the invoice the other producer did send is its own: the sample's producer cannot take it over
+    assert client(config).post(f"{config.api_url}/events", json=dict(mine, customer_id="17850"),
+                               timeout=10).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -220,7 +290,7 @@ def test_the_http_api_as_a_client_sees_it(running):
 )
 def test_bad_requests_get_a_clear_4xx(running, method, path, body, status, field):
     config, _ = running
-    response = requests.request(method, f"{config.api_url}{path}", data=body, timeout=10,
+    response = client(config).request(method, f"{config.api_url}{path}", data=body, timeout=10,
                                 headers={"Content-Type": "application/json"})
     assert response.status_code == status, response.text
     payload = response.json()
@@ -241,7 +311,7 @@ def test_invalid_items_are_named_and_nothing_of_them_is_written(running):
         {"InvoiceNo": "900003", "StockCode": "B", "Description": "y", "Quantity": "one", "InvoiceDate": "12/1/2010 8:26",
          "UnitPrice": "1.00", "CustomerID": "12345", "Country": "United Kingdom"},
     ]
-    response = requests.post(f"{config.api_url}/events", json=[good, bad, *rows], timeout=10)
+    response = client(config).post(f"{config.api_url}/events", json=[good, bad, *rows], timeout=10)
     assert response.status_code == 207  # some written: which ones is said, the rest listed
     body = response.json()
     assert body["accepted"]["events"] == 1 and body["accepted"]["indexes"] == [0]
@@ -251,9 +321,9 @@ def test_invalid_items_are_named_and_nothing_of_them_is_written(running):
     import time
 
     wait_until_drained(config.admin_url, since=time.time(), timeout=60)
-    assert requests.get(f"{config.api_url}/invoices/900001", timeout=10).status_code == 200
-    assert requests.get(f"{config.api_url}/invoices/900002", timeout=10).status_code == 404
-    assert requests.get(f"{config.api_url}/invoices/900003", timeout=10).status_code == 404  # not half-written
+    assert client(config).get(f"{config.api_url}/invoices/900001", timeout=10).status_code == 200
+    assert client(config).get(f"{config.api_url}/invoices/900002", timeout=10).status_code == 404
+    assert client(config).get(f"{config.api_url}/invoices/900003", timeout=10).status_code == 404  # not half-written
 
 
 @pytest.mark.parametrize(
@@ -263,7 +333,7 @@ def test_invalid_items_are_named_and_nothing_of_them_is_written(running):
 )
 def test_an_oversize_body_is_refused_with_413(running, size, message):
     config, _ = running
-    response = requests.post(f"{config.api_url}/events", data=b"[" + b" " * size + b"]", timeout=30,
+    response = client(config).post(f"{config.api_url}/events", data=b"[" + b" " * size + b"]", timeout=30,
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert message in response.json()["message"]
@@ -328,7 +398,7 @@ def test_poison_written_straight_onto_the_stream_is_set_aside_by_every_sink_with
     executor = stack.warehouse_executor(config, info)
     assert executor.execute("select count(*) from fact_invoice_lines where invoice_no = '990001'").scalar() == len(good.lines)
     assert executor.execute("select count(*) from fact_invoice_lines where invoice_no = '990002'").scalar() == 0
-    assert requests.get(f"{config.api_url}/invoices/990002", timeout=10).status_code == 404
+    assert client(config).get(f"{config.api_url}/invoices/990002", timeout=10).status_code == 404
     # AND each sink set it aside: quarantined by the two consumers, processing-failed by Firehose, with the reason
     sinks = reconcile.sink_figures(clients=clients, outputs=info.outputs, execute=executor.execute)
     assert sinks["dynamodb"].set_aside["quarantined"] == 1 and sinks["archive"].set_aside["quarantined"] == 1
@@ -363,7 +433,8 @@ def test_a_killed_runtime_comes_back_with_up_and_the_replay_in_flight_loses_noth
     assert "the local runtime is not running: `shopstream restart`" in capsys.readouterr().out
 
     result = {}
-    sender = threading.Thread(target=lambda: result.update(stats=replay(str(SAMPLE), endpoint=config.api_url, progress=False)))
+    sender = threading.Thread(target=lambda: result.update(stats=replay(
+        str(SAMPLE), endpoint=config.api_url, progress=False, token=producer_token(config.state_dir))))
     sender.start()  # no connection at first: retried, not counted as failed
     time.sleep(1.0)
     assert stack.can_restart(config)

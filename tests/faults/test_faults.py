@@ -32,12 +32,14 @@ from tests.faults.harness import (
     source_events,
     stored_items,
 )
+from tests.fixtures.tokens import producer_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
 
 def http_replay(s: harness.Stack, **options):
-    return replay(str(harness.DATA), endpoint=s.config.api_url, progress=False, **options)
+    return replay(str(harness.DATA), endpoint=s.config.api_url, progress=False,
+                  token=producer_token(s.config.state_dir), **options)
 
 
 def stream_replay(s: harness.Stack, **options):

@@ -32,6 +32,7 @@ from pipeline.kaggle import read_invoices
 from query_api.openapi import DOCUMENT
 from scripts.replay_kaggle import replay
 from tests.conftest import SAMPLE
+from tests.fixtures.tokens import authorized_session, customer_token, producer_token, trusted_token
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +50,7 @@ def running(tmp_path_factory):
     )
     try:
         info = stack.up(config, say=lambda line: None)
-        stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False)
+        stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False, token=producer_token(config.state_dir))
         assert stats.ok, stats.first_problems
         wait_until_drained(config.admin_url, since=time.time(), timeout=120)
         yield config, info
@@ -58,8 +59,10 @@ def running(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def session():
-    with requests.Session() as s:
+def session(running):
+    """A client that sends (as the producer of the sample) and reads everything (staff)."""
+    config, _ = running
+    with authorized_session(trusted_token(config.state_dir)) as s:
         yield s
 
 
@@ -68,9 +71,9 @@ def sample():
     return list(read_invoices(str(SAMPLE)))
 
 
-def test_the_served_document_is_the_document(running, session):
+def test_the_served_document_is_the_document(running):
     config, _ = running
-    served = session.get(f"{config.api_url}/openapi.json", timeout=10)
+    served = requests.get(f"{config.api_url}/openapi.json", timeout=10)  # public: no token
     assert served.status_code == 200
     assert served.json() == json.loads(json.dumps(DOCUMENT))
 
@@ -81,6 +84,25 @@ def test_the_served_document_is_the_document(running, session):
 def test_every_operation_answers_as_documented(case, running, session):
     config, _ = running
     case.call_and_validate(base_url=config.api_url, session=session, checks=CHECKS, timeout=30)
+
+
+def test_without_a_token_or_with_another_customers_the_answers_are_documented(running, sample):
+    config, _ = running
+    customer = next(e for e in sample if e.customer_id)
+    other = next(e for e in sample if e.customer_id and e.customer_id != customer.customer_id)
+    with requests.Session() as anonymous:
+        response = _validated("GET", "/invoices/{invoice_no}", anonymous, config.api_url,
+                              path_parameters={"invoice_no": customer.invoice_no})
+        assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    with authorized_session(customer_token(config.state_dir, customer.customer_id)) as own:
+        assert _validated("GET", "/invoices/{invoice_no}", own, config.api_url,
+                          path_parameters={"invoice_no": customer.invoice_no}).status_code == 200
+        response = _validated("GET", "/invoices/{invoice_no}", own, config.api_url,
+                              path_parameters={"invoice_no": other.invoice_no})
+        assert response.status_code == 403 and response.json()["problems"][0]["field"] == "invoice_no"
+        response = _validated("GET", "/customers/{customer_id}/invoices", own, config.api_url,
+                              path_parameters={"customer_id": other.customer_id})
+        assert response.status_code == 403
 
 
 # ---- the stored data, through the document's response schemas ----------------------------------
@@ -130,6 +152,7 @@ def _event_body(sample) -> bytes:
 def test_a_json_body_is_read_as_json_whatever_its_content_type(running, session, sample, content_type):
     config, _ = running
     headers = {"Content-Type": content_type} if content_type else {}
+    headers["Authorization"] = session.headers["Authorization"]  # a prepared request skips the session's headers
     request = requests.Request("POST", f"{config.api_url}/events", data=_event_body(sample), headers=headers).prepare()
     if content_type is None:
         request.headers.pop("Content-Type", None)

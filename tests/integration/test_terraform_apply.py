@@ -302,6 +302,15 @@ def test_http_api(deployed):
         assert integration["TimeoutInMillis"] == 29000
         routes[route["RouteKey"]] = integration["IntegrationUri"].split(":function:")[1].split("/")[0]
     assert routes == {key: f"{PREFIX}-{fn}" for key, fn in ROUTES.items()}
+    # AND the emulator holds each route's authorizer and scopes, which the local gateway applies
+    authorized = {r["RouteKey"]: r for r in api_client.get_routes(ApiId=api["ApiId"])["Items"]}
+    assert authorized.pop("GET /openapi.json")["AuthorizationType"] == "NONE"
+    assert {r["AuthorizationType"] for r in authorized.values()} == {"JWT"}
+    assert set(authorized["POST /events"]["AuthorizationScopes"]) == {"shopstream/events.write"}
+    [authorizer_id] = {r["AuthorizerId"] for r in authorized.values()}
+    authorizer = api_client.get_authorizer(ApiId=api["ApiId"], AuthorizerId=authorizer_id)
+    assert authorizer["AuthorizerType"] == "JWT"
+    assert authorizer["JwtConfiguration"] == {"Issuer": "http://127.0.0.1:8080", "Audience": ["shopstream"]}
     execution_arn = f"arn:aws:execute-api:eu-west-1:123456789012:{api['ApiId']}"
     for fn in set(ROUTES.values()):
         [statement] = json.loads(lam.get_policy(FunctionName=f"{PREFIX}-{fn}")["Policy"])["Statement"]
@@ -371,6 +380,8 @@ def test_roles_are_least_privilege(deployed):
     assert ingest == {
         "WriteOwnLogs": ingest["WriteOwnLogs"], "WriteTraces": ingest["WriteTraces"],
         "PutEvents": ({"kinesis:PutRecords", "kinesis:ListShards"}, {out["stream_arn"]}),
+        "ClaimInvoices": ({"dynamodb:PutItem"},
+                          {f"arn:aws:dynamodb:eu-west-1:123456789012:table/{out['invoice_owners_table_name']}"}),
     }
     writer = _statements(iam, "invoice-writer")
     assert writer["ReadEvents"] == ({"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",

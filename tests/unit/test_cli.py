@@ -21,8 +21,8 @@ SHARED = {  # option -> (a value given on the command line, the StackConfig fiel
 COMMANDS = {  # a command with its required arguments
     "up": ["up"], "restart": ["restart"], "down": ["down"], "status": ["status"], "replay": ["replay", "x.csv"],
     "sql": ["sql", "select 1"], "reconcile": ["reconcile", "--data", "x.csv"],
-    "backfill": ["backfill", "--from", "2011-01-01", "--to", "2011-01-31"], "redrive": ["redrive"],
-    "dashboard": ["dashboard"], "demo": ["demo"],
+    "backfill": ["backfill", "--from", "2011-01-01", "--to", "2011-01-31"], "dashboard": ["dashboard"],
+    "demo": ["demo"], "redrive": ["redrive"], "token": ["token", "--staff"],
 }
 
 
@@ -103,3 +103,21 @@ def test_every_option_and_argument_of_every_command_has_help():
 def test_every_command_has_help_in_the_list():
     [sub] = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert sorted(choice.dest for choice in sub._choices_actions if choice.help) == sorted(COMMANDS)
+
+
+def test_auth_is_on_unless_up_says_no_auth():
+    assert config(["up"]).auth is True and config(["status"]).auth is True
+    assert config(["up", "--no-auth"]).auth is False
+
+
+def test_token_prints_a_token_of_the_stacks_issuer_and_needs_one(tmp_path, capsys):
+    import jwt
+
+    from devstack.auth import LocalIssuer
+
+    assert cli.main(["--state-dir", str(tmp_path), "token", "--staff"]) == 2
+    issuer = LocalIssuer.ensure(tmp_path, "http://127.0.0.1:8080")
+    assert cli.main(["--state-dir", str(tmp_path), "token", "--customer", "17850"]) == 0
+    token = capsys.readouterr().out.strip()
+    claims = jwt.decode(token, issuer.private_key.public_key(), algorithms=["RS256"], audience="shopstream")
+    assert claims["customer_id"] == "17850" and claims["scope"] == "shopstream/invoices.read.own"

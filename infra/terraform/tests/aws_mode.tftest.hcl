@@ -794,3 +794,88 @@ run "the_log_level_in_lambdas_terms" {
     error_message = "Powertools' WARNING is Lambda's WARN"
   }
 }
+
+run "every_route_but_the_document_needs_a_token_with_its_scopes" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition     = aws_apigatewayv2_authorizer.jwt[0].authorizer_type == "JWT" && aws_apigatewayv2_authorizer.jwt[0].identity_sources == toset(["$request.header.Authorization"])
+    error_message = "one JWT authorizer reads the bearer token of the Authorization header"
+  }
+  assert {
+    condition     = sort(keys(aws_apigatewayv2_route.route)) == sort(["POST /events", "GET /invoices/{invoice_no}", "GET /customers/{customer_id}/invoices"])
+    error_message = "every route but the OpenAPI document is an authorized route"
+  }
+  assert {
+    condition     = alltrue([for route in aws_apigatewayv2_route.route : route.authorization_type == "JWT"])
+    error_message = "every authorized route uses the JWT authorizer"
+  }
+  assert {
+    condition     = aws_apigatewayv2_route.route["POST /events"].authorization_scopes == toset(["shopstream/events.write"])
+    error_message = "only producers (events.write) may send events"
+  }
+  assert {
+    condition = alltrue([for key in ["GET /invoices/{invoice_no}", "GET /customers/{customer_id}/invoices"] :
+    aws_apigatewayv2_route.route[key].authorization_scopes == toset(["shopstream/invoices.read", "shopstream/invoices.read.own"])])
+    error_message = "reading needs staff's scope or a customer's own"
+  }
+  assert {
+    condition     = keys(aws_apigatewayv2_route.public) == ["GET /openapi.json"] && aws_apigatewayv2_route.public["GET /openapi.json"].authorization_type == "NONE"
+    error_message = "only the OpenAPI document is public"
+  }
+  assert {
+    condition     = length(aws_cognito_user_pool.api) == 1 && keys(aws_cognito_user_pool_client.producer) == ["replay"]
+    error_message = "without jwt_issuer a Cognito user pool issues the tokens, with one app client per producer"
+  }
+  assert {
+    condition     = alltrue([for client in aws_cognito_user_pool_client.producer : client.allowed_oauth_flows == toset(["client_credentials"]) && client.allowed_oauth_scopes == toset(["shopstream/events.write"])])
+    error_message = "producers sign in with the client-credentials grant and may only write events"
+  }
+  assert {
+    condition     = aws_cognito_user_pool_client.staff[0].allowed_oauth_scopes == toset(["shopstream/invoices.read"]) && aws_cognito_user_pool_client.customers[0].allowed_oauth_scopes == toset(["openid", "shopstream/invoices.read.own"])
+    error_message = "staff read everything, customers their own"
+  }
+  assert {
+    condition     = length(local.jwt_audience) == 3
+    error_message = "the authorizer accepts the user pool's three app clients"
+  }
+  assert {
+    condition     = [for s in local.role_statements["ingest"] : s.actions if s.sid == "ClaimInvoices"] == [["dynamodb:PutItem"]]
+    error_message = "ingest only puts (claims) items in the owners table"
+  }
+  assert {
+    condition     = aws_lambda_function.function["ingest"].environment[0].variables["SHOPSTREAM_API_AUTH"] == "jwt" && aws_lambda_function.function["query-api"].environment[0].variables["SHOPSTREAM_API_AUTH"] == "jwt"
+    error_message = "the API functions check the caller's claims"
+  }
+}
+
+run "an_external_issuer_replaces_the_user_pool" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    jwt_issuer   = "https://issuer.example.com/"
+    jwt_audience = ["shopstream-api"]
+  }
+
+  assert {
+    condition     = length(aws_cognito_user_pool.api) == 0 && length(aws_cognito_user_pool_client.producer) == 0
+    error_message = "no user pool when an issuer is given"
+  }
+  assert {
+    condition     = aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].issuer == "https://issuer.example.com/" && aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].audience == toset(["shopstream-api"])
+    error_message = "the authorizer trusts the given issuer and audience"
+  }
+}
+
+run "auth_cannot_be_turned_off_on_aws" {
+  command = plan
+
+  variables {
+    api_auth                      = false
+    warehouse_ingress_cidr_blocks = ["52.19.239.192/27"]
+  }
+
+  expect_failures = [var.api_auth]
+}
