@@ -345,6 +345,22 @@ def _wait_port_free(port: int, timeout: float = 10.0) -> bool:
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
     """Start the emulator, apply the Terraform, start the local runtime (or, when the
     emulator already runs with its deployment and only the runtime is gone, restart the
+    runtime: :func:`restart`). An apply caught in the emulator's intermittent Lambda
+    create hang (:class:`devstack.terraform.ApplyStuck`) is started over once, from a
+    fresh emulator, and says so."""
+    from devstack import terraform
+
+    try:
+        return _up(config, say=say)
+    except terraform.ApplyStuck as exc:
+        say(f"• terraform       {str(exc).splitlines()[0]}: the emulator's intermittent Lambda create hang; "
+            "starting over once with a fresh emulator")
+        return _up(config, say=say)
+
+
+def _up(config: StackConfig, *, say: Callable[[str], None] = print) -> StackInfo:
+    """Start the emulator, apply the Terraform, start the local runtime (or, when the
+    emulator already runs with its deployment and only the runtime is gone, restart the
     runtime: :func:`restart`)."""
     if can_restart(config):
         say("• emulator        already up with its deployment")

@@ -53,6 +53,11 @@ class TerraformError(RuntimeError):
     pass
 
 
+class ApplyStuck(TerraformError):
+    """The emulator's intermittent Lambda CreateFunction hang: the provider waits minutes
+    for an answer, then its retry is refused as 'already exists'. Starting over works."""
+
+
 # ── finding terraform and the provider ─────────────────────────────────────────
 
 
@@ -152,8 +157,13 @@ class _Workspace:
             env["TF_CLI_CONFIG_FILE"] = os.environ["TF_CLI_CONFIG_FILE"]
         return env
 
-    def run(self, *args: str, say: Say | None = None, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, str]:
-        """Run ``terraform -chdir=<module> <args>``; show compact progress; raise with the tail on failure."""
+    def run(self, *args: str, say: Say | None = None, ok_codes: tuple[int, ...] = (0,),
+            stuck_after: float | None = None) -> tuple[int, str]:
+        """Run ``terraform -chdir=<module> <args>``; show compact progress; raise with the tail on failure.
+
+        ``stuck_after``: a Lambda function still "creating" after this many seconds is the
+        emulator's intermittent CreateFunction hang (it ends minutes later in a 409 on the
+        provider's retry): terraform is stopped and :class:`ApplyStuck` raised."""
         command = [self.terraform, f"-chdir={MODULE_DIR}", *args]
         process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -166,11 +176,25 @@ class _Workspace:
             lines.append(line)
             if say and (shown := _compact(line)):
                 say(shown)
+            stuck = _LAMBDA_STILL_CREATING.match(line) if stuck_after is not None else None
+            if stuck and int(stuck["m"] or 0) * 60 + int(stuck["s"]) > stuck_after:
+                process.kill()
+                process.wait()
+                raise ApplyStuck(f"terraform {args[0]}: {stuck['resource']} still being created after "
+                                 f"{int(stuck['m'] or 0)}m{stuck['s']}s (it takes seconds)")
         code = process.wait()
         if code not in ok_codes:
             text = "\n".join(lines[-40:]).strip()
+            if stuck_after is not None and "ResourceConflictException" in text and "already exist" in text:
+                raise ApplyStuck(f"terraform {args[0]} failed: a Lambda function created by this apply 'already "
+                                 f"exists' (its first CreateFunction hung):\n{text}")
             raise TerraformError(f"terraform {args[0]} failed (exit code {code}); the end of its output:\n{text}")
         return code, "\n".join(lines)
+
+
+_LAMBDA_STILL_CREATING = re.compile(
+    r"^(?P<resource>aws_lambda_function\S*): Still creating\.\.\. \[(?:(?P<m>\d+)m)?(?P<s>\d+)s elapsed\]")
+LAMBDA_STUCK_SECONDS = 120.0  # a function is created in 20-40 s on a loaded 2-core machine
 
 
 def _workspace(endpoint_url: str, state_dir: str | os.PathLike[str]) -> _Workspace:
@@ -267,7 +291,7 @@ def apply_to_emulator(
     infra/terraform to the emulator, return the outputs."""
     started = time.monotonic()
     workspace = _prepare(endpoint_url, state_dir, variables, Path(build_dir), say, build=build)
-    workspace.run("apply", "-auto-approve", *_common_args(workspace), say=say)
+    workspace.run("apply", "-auto-approve", *_common_args(workspace), say=say, stuck_after=LAMBDA_STUCK_SECONDS)
     result = _outputs(workspace)
     say(f"    terraform apply took {time.monotonic() - started:.1f}s")
     return result

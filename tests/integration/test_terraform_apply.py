@@ -70,8 +70,18 @@ def deployed(tmp_path_factory):
     progress: list[str] = []
     try:
         started = time.monotonic()
-        outputs = terraform.apply_to_emulator(emulator.endpoint_url, tmp / "state", build_dir=build_dir,
-                                              say=progress.append)
+        try:
+            outputs = terraform.apply_to_emulator(emulator.endpoint_url, tmp / "state", build_dir=build_dir,
+                                                  say=progress.append)
+        except terraform.ApplyStuck as exc:  # the emulator's intermittent Lambda create hang: as `up` does,
+            print(f"\n{str(exc).splitlines()[0]}: starting over once with a fresh emulator")  # start over once
+            emulator.stop()
+            shutil.rmtree(tmp / "state")
+            emulator = Emulator.start(free_port())
+            progress.clear()
+            started = time.monotonic()
+            outputs = terraform.apply_to_emulator(emulator.endpoint_url, tmp / "state", build_dir=build_dir,
+                                                  say=progress.append)
         elapsed = time.monotonic() - started
         print(f"\nterraform apply on the emulator took {elapsed:.1f}s (zips, init, apply)")
         yield Deployed(emulator, tmp / "state", build_dir, outputs, elapsed, progress)
