@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +288,3 @@ def summary_lines() -> list[str]:
                      f"{sum(r.lost.values()):>5} {sum(r.extra.values()):>5} {r.seconds:>6.0f}"
                      f"  {'ok' if r.ok else 'FAILED'}")
     return lines
-
-
-def money(value: Any) -> Decimal:
-    return Decimal(str(value))
