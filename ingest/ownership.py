@@ -32,7 +32,8 @@ class DynamoOwnership:
     """Claims invoices in the owners table (``dynamodb:PutItem`` only)."""
 
     def __init__(self, client: Any, table: str, *, parallel: int = 8):
-        self._client, self._table, self._parallel = client, table, parallel
+        self._client, self._table = client, table
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="claim")  # one per warm function
 
     def _claim_one(self, producer: str, invoice_no: str) -> bool:
         try:
@@ -55,8 +56,7 @@ class DynamoOwnership:
         wanted = sorted(set(invoice_nos))
         if len(wanted) <= 1:
             return {n for n in wanted if not self._claim_one(producer, n)}
-        with ThreadPoolExecutor(max_workers=min(self._parallel, len(wanted))) as pool:
-            granted = list(pool.map(lambda n: self._claim_one(producer, n), wanted))
+        granted = list(self._pool.map(lambda n: self._claim_one(producer, n), wanted))
         return {n for n, ok in zip(wanted, granted) if not ok}
 
 

@@ -95,6 +95,8 @@ class JwksCache:
         return keys
 
     def key_for(self, issuer: str, kid: str | None) -> Any | None:
+        if self.local is not None and issuer == self.local.issuer:  # its own key: no JWK round trip per request
+            return self.local.private_key.public_key() if kid == self.local.kid else None
         for entry in self.keys(issuer).get("keys", []):
             if entry.get("kid") == kid and entry.get("kty") == "RSA":
                 return jwt.PyJWK(entry).key
