@@ -14,8 +14,8 @@ from ingest.ownership import DynamoOwnership
 from ingest.producer import KinesisProducer
 from pipeline.auth import principal_from_event
 from pipeline.clients import make_client
-from pipeline.errors import ConfigurationError, Forbidden, Problem, TransientError, Unauthenticated
-from pipeline.http import error_response, json_response
+from pipeline.errors import ConfigurationError, Forbidden, Problem, TransientError
+from pipeline.http import error_response, handle_authorization_errors, json_response
 from pipeline.logs import function_logger
 from pipeline.settings import Settings
 
@@ -68,15 +68,7 @@ def too_large(exc: PayloadTooLarge) -> Response:
     return error_response(413, str(exc))
 
 
-@app.exception_handler(Unauthenticated)
-def unauthenticated(exc: Unauthenticated) -> Response:
-    logger.warning("request without verified claims", extra={"reason": str(exc)})
-    return json_response(401, {"message": "Unauthorized"})
-
-
-@app.exception_handler(Forbidden)
-def forbidden(exc: Forbidden) -> Response:
-    return error_response(403, str(exc), [exc.problem])
+handle_authorization_errors(app, logger)
 
 
 @app.exception_handler(InvalidRequest)

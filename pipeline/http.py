@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
 
-from pipeline.errors import Problem
+from pipeline.errors import Forbidden, Problem, Unauthenticated
 
 JSON = "application/json"
 
@@ -39,3 +39,17 @@ def error_response(status: int, message: str, problems: list[Problem] | None = N
         body["problems"] = [p.to_dict() for p in problems]
     body.update(extra)
     return json_response(status, body)
+
+
+def handle_authorization_errors(app: Any, logger: Any) -> None:
+    """The two answers every API function gives the same way: 401 as API Gateway words it
+    (a request without verified claims), 403 with the problem (a caller not allowed)."""
+
+    @app.exception_handler(Unauthenticated)
+    def unauthenticated(exc: Unauthenticated) -> Response:
+        logger.warning("request without verified claims", extra={"reason": str(exc)})
+        return json_response(401, {"message": "Unauthorized"})
+
+    @app.exception_handler(Forbidden)
+    def forbidden(exc: Forbidden) -> Response:
+        return error_response(403, str(exc), [exc.problem])

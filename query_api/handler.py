@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from dynamo_models.invoice import bind_models
 from dynamo_models.repository import InvoiceRepository
 from pipeline.auth import principal_from_event
-from pipeline.errors import BadRequest, ConfigurationError, Forbidden, NotFound, TransientError, Unauthenticated
-from pipeline.http import error_response, json_response
+from pipeline.errors import BadRequest, ConfigurationError, NotFound, TransientError
+from pipeline.http import error_response, handle_authorization_errors, json_response
 from pipeline.logs import function_logger
 from pipeline.settings import Settings
 from query_api.core import QueryService
@@ -53,15 +53,7 @@ def bad_request(exc: BadRequest) -> Response:
     return error_response(400, str(exc), [exc.problem])
 
 
-@app.exception_handler(Unauthenticated)
-def unauthenticated(exc: Unauthenticated) -> Response:
-    logger.warning("request without verified claims", extra={"reason": str(exc)})
-    return json_response(401, {"message": "Unauthorized"})
-
-
-@app.exception_handler(Forbidden)
-def forbidden(exc: Forbidden) -> Response:
-    return error_response(403, str(exc), [exc.problem])
+handle_authorization_errors(app, logger)
 
 
 @app.exception_handler(NotFound)
