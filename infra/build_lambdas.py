@@ -70,6 +70,7 @@ FUNCTIONS: dict[str, Function] = {
     "query-api": Function("query-api.zip", "query_api.handler"),
     "archive-writer": Function("archive-writer.zip", "consumers.archive.handler"),
     "firehose-transform": Function("firehose-transform.zip", "firehose.handler"),
+    "order-notifier": Function("order-notifier.zip", "consumers.notifications.handler"),
     "warehouse-merge": Function("warehouse-merge.zip", "warehouse.merge.handler"),
 }
 

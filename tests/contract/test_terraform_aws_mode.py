@@ -61,6 +61,8 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "every_route_but_the_document_needs_a_token_with_its_scopes": "pass",
         "an_external_issuer_replaces_the_user_pool": "pass",
         "auth_cannot_be_turned_off_on_aws": "pass",
+        "large_orders_are_announced_on_their_own_encrypted_topic_from_a_threshold": "pass",
+        "a_large_order_threshold_is_a_positive_amount": "pass",
     }
 
 

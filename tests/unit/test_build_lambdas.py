@@ -27,6 +27,7 @@ HANDLERS = {
     "query-api": "query_api/handler.py",
     "archive-writer": "consumers/archive/handler.py",
     "firehose-transform": "firehose/handler.py",
+    "order-notifier": "consumers/notifications/handler.py",
     "warehouse-merge": "warehouse/merge/handler.py",
 }
 
