@@ -201,15 +201,16 @@ resource "aws_lambda_function" "function" {
   ]
 }
 
-# The stream's consumers, each through its own event source mapping. invoice-writer: a
-# batch is at most 25 records of <= 128 KB KPL aggregates (~4.3 MB once base64-encoded),
-# under the 6 MB invocation payload; order-notifier the same. archive-writer: large batches, gathered for up to
-# archive_batching_window_seconds, so each Parquet object holds many invoices (the runtime
-# and Lambda cut a batch at the 6 MB payload whatever the count). Failed records are
-# reported individually (ReportBatchItemFailures), retries are bounded, and what still
-# fails is described on the consumer's failures queue. The invoice writer's failing batch
-# is bisected; the archive writer's is not: its object keys are the batch's sequence
-# range, so only the same batch retried whole overwrites what a failed attempt wrote.
+# The stream's consumers, each through its own event source mapping. invoice-writer and
+# order-notifier: a batch is at most 25 records of <= 128 KB KPL aggregates (~4.3 MB once
+# base64-encoded), under the 6 MB invocation payload. archive-writer: large batches,
+# gathered for up to archive_batching_window_seconds, so each Parquet object holds many
+# invoices (the runtime and Lambda cut a batch at the 6 MB payload whatever the count).
+# Failed records are reported individually (ReportBatchItemFailures), retries are
+# bounded, and what still fails is described on the consumer's failures queue. The
+# invoice writer's and the notifier's failing batches are bisected; the archive writer's
+# is not: its object keys are the batch's sequence range, so only the same batch retried
+# whole overwrites what a failed attempt wrote.
 locals {
   stream_consumers = {
     "invoice-writer" = {
