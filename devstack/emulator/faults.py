@@ -22,7 +22,8 @@ Partial mode knows two batch calls: Kinesis ``PutRecords`` (failed entries carry
 ``ErrorCode`` ``ProvisionedThroughputExceededException``, the others are written by
 moto) and DynamoDB ``BatchWriteItem`` (the failed requests come back as
 ``UnprocessedItems``). Error mode answers in the service's protocol: a JSON ``__type``
-for the JSON services, an S3 XML ``<Error>`` for S3.
+for the JSON services, an S3 XML ``<Error>`` for S3, an ``<ErrorResponse>`` for the
+query-protocol services (SNS, named by the ``Action`` of its form body: ``SNS.Publish``).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 CONTROL_PATH = "/_shopstream/faults"
 
@@ -48,6 +50,9 @@ _JSON_SERVICES = {
     "Firehose_20150804": ("Firehose", "application/x-amz-json-1.1"),
     "AmazonSQS": ("SQS", "application/x-amz-json-1.0"),
 }
+# SigV4 service names of the query-protocol services (a form body with Action=…), and their names here
+_QUERY_SERVICES = {"sns": "SNS"}
+QUERY_ACTION = "<query>"  # placeholder until the body is read
 _PARTIAL_ACTIONS = ("Kinesis.PutRecords", "DynamoDB.BatchWriteItem")
 _SCOPE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
@@ -129,6 +134,8 @@ def action_of(environ: dict[str, Any]) -> tuple[str | None, str]:
         known = _JSON_SERVICES.get(prefix)
         return (f"{known[0]}.{operation}" if known else None), ""
     scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if scope and scope.group(1) in _QUERY_SERVICES and environ.get("REQUEST_METHOD") == "POST":
+        return f"{_QUERY_SERVICES[scope.group(1)]}.{QUERY_ACTION}", ""  # the operation is in the body
     if scope and scope.group(1) == "s3" and environ.get("REQUEST_METHOD") == "PUT":
         path = environ.get("PATH_INFO", "")
         if path.strip("/").count("/") >= 1 and "uploadId" not in environ.get("QUERY_STRING", ""):
@@ -148,6 +155,10 @@ def error_response(rule: Rule) -> tuple[str, list[tuple[str, str]], bytes]:
     if rule.action.startswith("S3."):
         body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{rule.code}</Code>"
                 f"<Message>{rule.message}</Message><RequestId>injected</RequestId></Error>").encode()
+    elif rule.action.split(".", 1)[0] in _QUERY_SERVICES.values():
+        kind = "Sender" if rule.status < 500 else "Receiver"
+        body = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{rule.code}</Code><Message>{rule.message}</Message>"
+                f"</Error><RequestId>injected</RequestId></ErrorResponse>").encode()
     else:
         body = json.dumps({"__type": rule.code, "message": rule.message}).encode()
     return _status_line(rule.status), _headers(_content_type(rule.action), body), body
@@ -210,6 +221,14 @@ class FaultInjector:
         if not self.rules:
             return self.app(environ, start_response)
         action, subject = action_of(environ)
+        if action is not None and action.endswith(QUERY_ACTION):
+            service = action.split(".", 1)[0]
+            if not any(rule.action.startswith(service + ".") for rule in self.rules):
+                return self.app(environ, start_response)
+            body = _read_body(environ)
+            _replace_body(environ, body)
+            operation = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+            action = f"{service}.{operation}"
         if action is None or not any(rule.action == action for rule in self.rules):
             return self.app(environ, start_response)
         body = b""

@@ -199,6 +199,8 @@ def test_throttles_and_failing_calls_on_every_aws_service_are_retried_and_nothin
          "status": 500, "times": 2},
         {"action": "RedshiftData.ExecuteStatement", "match": "COPY ", "code": "ExecuteStatementException",
          "status": 400, "times": 1, "message": "ERROR: Load into table failed (injected)"},
+        {"action": "SNS.Publish", "code": "Throttling", "status": 400,
+         "times": 4},  # more than one call's 3 attempts: a large order's record fails once, its retry publishes
     )
     # WHEN the data goes through the HTTP API while each of those calls fails as often as asked
     stats = http_replay(s, batch_events=10)  # small requests: many PutRecords calls to fail

@@ -109,3 +109,19 @@ def test_a_rule_that_cannot_hold_is_refused_with_its_reason(faults):
         response = requests.post(faults.url, json=[rule], timeout=10)
         assert response.status_code == 400 and reason in response.json()["error"], (rule, response.text)
     assert faults.rules() == []
+
+
+def test_an_sns_publish_fails_with_the_query_protocols_error_and_other_sns_calls_pass(emulator, faults):
+    sns = client(emulator, "sns")
+    topic = sns.create_topic(Name=f"faults-{uuid.uuid4().hex[:8]}")["TopicArn"]
+    faults({"action": "SNS.Publish", "code": "Throttling", "status": 400, "times": 1})
+    with pytest.raises(ClientError) as raised:
+        sns.publish(TopicArn=topic, Message="first")
+    assert raised.value.response["Error"]["Code"] == "Throttling"
+    assert sns.get_topic_attributes(TopicArn=topic)["Attributes"]["TopicArn"] == topic  # not a Publish: untouched
+    assert sns.publish(TopicArn=topic, Message="second")["MessageId"]  # the rule is spent
+    [rule] = faults.rules()
+    assert (rule["fired"], rule["spent"]) == (1, True)
+    published = requests.get(f"{emulator.endpoint_url}/_shopstream/sns/published", params={"topic_arn": topic},
+                             timeout=10).json()["messages"]
+    assert [m["message"] for m in published] == ["second"]
