@@ -4,6 +4,7 @@ over real HTTP, from a throwaway issuer on 127.0.0.1 with RSA keys made here
 (devstack/runtime/authorizer.py ``JwksCache``)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -39,11 +40,13 @@ class Issuer:
         self.signing: dict[str, rsa.RSAPrivateKey] = {}  # kid -> key published in the JWKS
         self.hits: Counter[str] = Counter()
         self.answers: dict[str, tuple[int, bytes]] = {}  # path -> (status, body) instead of the real document
+        self.delay = 0.0  # seconds each answer takes
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 issuer.hits[self.path] += 1
+                time.sleep(issuer.delay)
                 status, body = issuer.answer(self.path)
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
@@ -269,3 +272,43 @@ def test_keys_that_are_not_rsa_objects_are_skipped(issuer, keys):
     issuer.answers[JWKS] = (200, json.dumps({"keys": ["k1", {"kid": "k1", "kty": "EC"}, *published]}).encode())
     assert authorize(JwtAuthorizer(JwksCache()), issuer.url, token(keys["k1"], "k1", issuer.url)).status == 200
 
+
+def test_a_slow_issuer_holds_up_only_the_requests_that_wait_for_its_keys(issuer, keys):
+    # GIVEN an issuer that takes 0.4 s per document, and a gateway that has not read its keys yet
+    issuer.delay = 0.4
+    invoker = RecordingInvoker()
+    public = RouteSpec("GET /openapi.json", "query", f"{FN}query")
+    table = RouteTable([HttpApiSpec(api_id="abc123", name="shop", routes=(route(issuer.url), public))])
+    app = GatewayApp(invoker, table)
+    finished: list[str] = []
+
+    async def request(path: str, headers: list[tuple[bytes, bytes]]) -> int:
+        scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+                 "headers": headers, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8080),
+                 "http_version": "1.1"}
+        sent = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await app(scope, receive, send)
+        finished.append(path)
+        return sent[0]["status"]
+
+    async def both():
+        bearer = token(keys["k1"], "k1", issuer.url).encode()
+        slow = asyncio.ensure_future(request("/invoices/536365", [(b"authorization", b"Bearer " + bearer)]))
+        await asyncio.sleep(0.05)  # the token's request is waiting on the issuer
+        started = time.monotonic()
+        fast = await request("/openapi.json", [])
+        took = time.monotonic() - started
+        return await slow, fast, took
+
+    # WHEN a request needing the keys and one for a public route come together
+    slow, fast, took = asyncio.run(both())
+    # THEN the public one is answered at once, without waiting for the issuer (0.8 s for its two documents)
+    assert (slow, fast) == (200, 200)
+    assert finished == ["/openapi.json", "/invoices/536365"] and took < 0.6
