@@ -8,6 +8,7 @@
     shopstream backfill --from 2011-01-01 --to 2011-01-31
     shopstream dashboard [--port 8090] [--static FILE]   # the sales dashboard on 127.0.0.1, or a snapshot
     shopstream token --customer 17850 | --staff | --producer NAME   # an access token for the HTTP API
+    shopstream notifications [--topic large-orders|alerts] [--json]   # what SNS was sent
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
     shopstream --version
@@ -226,6 +227,33 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                dry_run=args.dry_run, as_json=args.json)
 
 
+def cmd_notifications(args: argparse.Namespace) -> int:
+    from devstack.notifications import TOPICS, NotificationsError, fetch, format_messages
+
+    config = _config(args)
+    info = stack.require_running(config)
+    arn = info.outputs.get(TOPICS[args.topic])
+    if not arn:
+        print(f"notifications: the deployment has no {TOPICS[args.topic]} output (deployed before this version?)",
+              file=sys.stderr)
+        return 2
+    try:
+        messages = fetch(config.emulator_url, arn)
+    except NotificationsError as exc:
+        print(f"notifications: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        for message in messages:  # the large orders' bodies are JSON: shown as objects
+            try:
+                message["message"] = json.loads(message["message"])
+            except (TypeError, ValueError):
+                pass
+        print(json.dumps({"topic": args.topic, "topic_arn": arn, "messages": messages}, indent=2))
+    else:
+        print(format_messages(args.topic, messages))
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from devstack.dashboard import Dashboard, DashboardError, DashboardServer, write_static
 
@@ -375,6 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
                                           "re-read those ranges from the stream and put their events back")
     redrive_parser(redrive, local=True)
     redrive.set_defaults(func=cmd_redrive)
+
+    notes = add_command("notifications", help="what the SNS topics were sent: large orders (default) or alerts")
+    notes.add_argument("--topic", choices=("large-orders", "alerts"), default="large-orders",
+                       help="which topic (default large-orders: one message per invoice from large_order_threshold)")
+    notes.add_argument("--json", action="store_true", help="every message whole, as JSON")
+    notes.set_defaults(func=cmd_notifications)
 
     dashboard = add_command("dashboard", help="serve the sales dashboard on 127.0.0.1 (or write a static snapshot)")
     from devstack.dashboard.server import DEFAULT_PORT

@@ -26,6 +26,7 @@ from devstack import stack
 from devstack.auth import bearer
 from pipeline.events import money_display, money_str
 from pipeline.kaggle import read_invoices
+from pipeline.settings import DEFAULT_LARGE_ORDER_FROM
 from scripts.replay_kaggle import format_summary, replay
 
 SAMPLE = stack.ROOT / "data" / "sample" / "online-retail-2010-12-01_to_03.csv"
@@ -176,6 +177,7 @@ def run_demo(
         sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
                                        execute=stack.warehouse_executor(config, info).execute)
         result = reconcile.reconcile(source_figures, sinks, source_problems)
+        large = large_orders_announced(config, info, source)
         verification = (verify_through_api(config.api_url, source, token=stack.local_token(config, staff=True))
                         if verify else None)
     finally:
@@ -183,10 +185,10 @@ def run_demo(
             stack.down(config, quiet=True)
 
     ok = stats.ok and result.ok and (verification is None or verification.ok) and not any(
-        sum(c.figures.set_aside.values()) for c in result.sinks.values())
+        sum(c.figures.set_aside.values()) for c in result.sinks.values()) and large.ok
     say("")
     say(format_summary(stats))
-    say(_summary(info, result, verification, elapsed, sink_times, ok, keep, config))
+    say(_summary(info, result, verification, elapsed, sink_times, ok, keep, config, large))
     if report:
         sinks_report = result.to_dict()
         for name in reconcile.SINKS:
@@ -202,6 +204,8 @@ def run_demo(
             "stored_total": money_str(result.sinks["dynamodb"].figures.revenue),
             "sinks": {name: {k: v for k, v in sinks_report[name].items() if k != "by_country"}
                       for name in reconcile.SINKS},
+            "large_orders": {"in_source": len(large.expected), "announced": large.messages,
+                             "missing": large.missing, "unexpected": large.unexpected, "repeated": large.repeated},
             "api_checked": verification.checked if verification else None,
             "api_missing": len(verification.missing) if verification else None,
             "api_mismatched": len(verification.mismatched) if verification else None,
@@ -214,7 +218,34 @@ def run_demo(
     return 0 if ok else 1
 
 
-def _summary(info, result, verification, elapsed, sink_times, ok, keep, config) -> str:
+@dataclass
+class LargeOrders:
+    """The large-orders topic against the source: each large invoice announced once."""
+
+    expected: list[str]
+    messages: int
+    missing: list[str]
+    unexpected: list[str]
+    repeated: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.repeated)
+
+
+def large_orders_announced(config: stack.StackConfig, info: stack.StackInfo, source: str) -> LargeOrders:
+    from collections import Counter
+
+    from consumers.notifications.core import is_large
+    from devstack import notifications
+    expected = sorted({e.invoice_no for e in read_invoices(source) if is_large(e, DEFAULT_LARGE_ORDER_FROM)})
+    messages = notifications.fetch(config.emulator_url, info.outputs["large_orders_topic_arn"])
+    counted = Counter(json.loads(m["message"]).get("invoice_no") for m in messages)
+    return LargeOrders(expected, len(messages), sorted(set(expected) - set(counted)),
+                       sorted(set(counted) - set(expected)), sorted(n for n, c in counted.items() if c > 1))
+
+
+def _summary(info, result, verification, elapsed, sink_times, ok, keep, config, large=None) -> str:
     tick = lambda good: "✓" if good else "✗"  # noqa: E731
     source = result.source
     lines = ["", "summary",
@@ -235,6 +266,13 @@ def _summary(info, result, verification, elapsed, sink_times, ok, keep, config) 
             f"{len(verification.mismatched)} totals differ {tick(verification.ok)} ({verification.seconds:.1f}s)")
         for invoice_no in (verification.missing + verification.mismatched)[:10]:
             lines.append(f"    - {invoice_no}")
+    if large is not None:
+        lines.append(f"  large orders {large.messages:>8,} announced on SNS for {len(large.expected):,} invoices from "
+                     f"{money_display(DEFAULT_LARGE_ORDER_FROM)} in the source {tick(large.ok)}  (shopstream notifications)")
+        for what, numbers in (("not announced", large.missing), ("not large", large.unexpected),
+                              ("announced twice", large.repeated)):
+            if numbers:
+                lines.append(f"    - {what}: {', '.join(numbers[:10])}")
     complete = ", ".join(f"{name} +{seconds:.1f}s" for name, seconds in sink_times.items())
     lines += [
         f"  time        {elapsed:.1f}s from the first request to every sink complete (terraform apply {info.terraform_s:.1f}s before that)",

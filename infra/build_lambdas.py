@@ -73,6 +73,7 @@ FUNCTIONS: dict[str, Function] = {
     "pre-token-generation": Function("pre-token-generation.zip", "identity.handler"),
     "archive-writer": Function("archive-writer.zip", "consumers.archive.handler"),
     "firehose-transform": Function("firehose-transform.zip", "firehose.handler"),
+    "order-notifier": Function("order-notifier.zip", "consumers.notifications.handler"),
     "warehouse-merge": Function("warehouse-merge.zip", "warehouse.merge.handler"),
 }
 

@@ -28,6 +28,9 @@ ENV_REDSHIFT_WORKGROUP = "SHOPSTREAM_REDSHIFT_WORKGROUP"
 ENV_REDSHIFT_SECRET_ARN = "SHOPSTREAM_REDSHIFT_SECRET_ARN"
 ENV_SIZE_MEDIUM_FROM = "SHOPSTREAM_SIZE_MEDIUM_FROM"
 ENV_SIZE_LARGE_FROM = "SHOPSTREAM_SIZE_LARGE_FROM"
+ENV_NOTIFICATIONS_TABLE = "SHOPSTREAM_NOTIFICATIONS_TABLE"
+ENV_LARGE_ORDERS_TOPIC_ARN = "SHOPSTREAM_LARGE_ORDERS_TOPIC_ARN"
+ENV_LARGE_ORDER_FROM = "SHOPSTREAM_LARGE_ORDER_FROM"
 # Set by the Lambda service (AWS_REGION) or, locally, by the local runtime
 # (AWS_ENDPOINT_URL, the standard variable boto3 itself honours).
 ENV_REGION = "AWS_REGION"
@@ -41,6 +44,8 @@ FUNCTION_ENV: Mapping[str, frozenset[str]] = {
     "query-api": frozenset({ENV_INVOICES_TABLE, ENV_API_AUTH}),
     "archive-writer": frozenset({ENV_ARCHIVE_BUCKET, ENV_ARCHIVE_PREFIX, ENV_QUARANTINE_QUEUE_URL}),
     "firehose-transform": frozenset({ENV_SIZE_MEDIUM_FROM, ENV_SIZE_LARGE_FROM}),
+    "order-notifier": frozenset({ENV_NOTIFICATIONS_TABLE, ENV_LARGE_ORDERS_TOPIC_ARN, ENV_LARGE_ORDER_FROM,
+                                 ENV_QUARANTINE_QUEUE_URL}),
     # one of the cluster and the workgroup is empty: the warehouse is one or the other
     "warehouse-merge": frozenset({ENV_REDSHIFT_DATABASE, ENV_REDSHIFT_CLUSTER, ENV_REDSHIFT_WORKGROUP,
                                   ENV_REDSHIFT_SECRET_ARN}),
@@ -61,6 +66,10 @@ LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
 # Line amounts (absolute, in the shop's currency) from which a line is Medium / Large.
 DEFAULT_SIZE_MEDIUM_FROM = Decimal("10")
 DEFAULT_SIZE_LARGE_FROM = Decimal("100")
+# Invoice total (in the shop's currency) from which an order is announced on the
+# large-orders topic (consumers/notifications): 185 of the 25,900 invoices of the UCI
+# data reach 5,000.
+DEFAULT_LARGE_ORDER_FROM = Decimal("5000")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,9 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     size_medium_from: Decimal = DEFAULT_SIZE_MEDIUM_FROM
     size_large_from: Decimal = DEFAULT_SIZE_LARGE_FROM
+    notifications_table: str | None = None
+    large_orders_topic_arn: str | None = None
+    large_order_from: Decimal = DEFAULT_LARGE_ORDER_FROM
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -96,7 +108,8 @@ class Settings:
             raise ConfigurationError(f"{ENV_MAX_BODY_BYTES} must be positive, got {max_body}")
         sizes = {name: _decimal(env, name, default)
                  for name, default in ((ENV_SIZE_MEDIUM_FROM, DEFAULT_SIZE_MEDIUM_FROM),
-                                       (ENV_SIZE_LARGE_FROM, DEFAULT_SIZE_LARGE_FROM))}
+                                       (ENV_SIZE_LARGE_FROM, DEFAULT_SIZE_LARGE_FROM),
+                                       (ENV_LARGE_ORDER_FROM, DEFAULT_LARGE_ORDER_FROM))}
         return cls(
             region=region,
             endpoint_url=env.get(ENV_ENDPOINT_URL) or None,
@@ -113,6 +126,9 @@ class Settings:
             max_body_bytes=max_body,
             size_medium_from=sizes[ENV_SIZE_MEDIUM_FROM],
             size_large_from=sizes[ENV_SIZE_LARGE_FROM],
+            notifications_table=env.get(ENV_NOTIFICATIONS_TABLE) or None,
+            large_orders_topic_arn=env.get(ENV_LARGE_ORDERS_TOPIC_ARN) or None,
+            large_order_from=sizes[ENV_LARGE_ORDER_FROM],
         )
 
     def redshift_target(self) -> dict[str, str]:
@@ -131,6 +147,8 @@ class Settings:
                 "quarantine_queue_url": ENV_QUARANTINE_QUEUE_URL,
                 "archive_bucket": ENV_ARCHIVE_BUCKET,
                 "redshift_database": ENV_REDSHIFT_DATABASE,
+                "notifications_table": ENV_NOTIFICATIONS_TABLE,
+                "large_orders_topic_arn": ENV_LARGE_ORDERS_TOPIC_ARN,
             }.get(attribute, attribute)
             raise ConfigurationError(f"{env_name} is not set")
         return value

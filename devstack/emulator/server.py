@@ -3,7 +3,8 @@
 Applies shopstream's patches to moto (unless ``--no-patches``, which the benchmark uses to
 measure moto as released), then serves moto's WSGI application on 127.0.0.1 (threaded,
 without per-request access logs), behind the fault injector (``faults.py``: inert until a
-rule is installed on ``/_shopstream/faults``)."""
+rule is installed on ``/_shopstream/faults``), with what SNS topics were sent readable on
+``/_shopstream/sns/published`` (``published.py``)."""
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     from devstack.emulator.faults import FaultInjector
+    from devstack.emulator.published import PublishedMessages
 
-    app = SlowRequestLog(FaultInjector(DomainDispatcherApplication(create_backend_app)))
+    app = SlowRequestLog(PublishedMessages(FaultInjector(DomainDispatcherApplication(create_backend_app))))
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False, use_debugger=False)
 
 

@@ -318,5 +318,6 @@ locals {
     [aws_cloudwatch_metric_alarm.api_5xx.arn],
     [for alarm in aws_cloudwatch_metric_alarm.table_throttles : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.firehose : alarm.arn],
+    [aws_cloudwatch_metric_alarm.large_orders_delivery.arn],
   )
 }

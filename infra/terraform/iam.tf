@@ -96,6 +96,41 @@ locals {
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["archive-writer"].arn]
       },
     ]
+    "order-notifier" = [
+      {
+        # what the event source mapping reads the stream with (it uses this role; the
+        # actions of AWSLambdaKinesisExecutionRole)
+        sid = "ReadEvents"
+        actions = [
+          "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+          "kinesis:DescribeStreamSummary", "kinesis:ListShards",
+        ]
+        resources = [aws_kinesis_stream.events.arn]
+      },
+      {
+        sid       = "ListStreams" # no resource-level permissions for this action
+        actions   = ["kinesis:ListStreams"]
+        resources = ["*"]
+      },
+      {
+        # consumers/notifications/store.py DynamoLedger: get_item, then a conditional put_item
+        sid       = "KeepLedger"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        resources = [aws_dynamodb_table.order_notifications.arn]
+      },
+      {
+        # consumers/notifications/store.py SnsPublisher: publish
+        sid       = "AnnounceLargeOrders"
+        actions   = ["sns:Publish"]
+        resources = [aws_sns_topic.large_orders.arn]
+      },
+      {
+        # quarantined events (consumers/quarantine.py: send_message) and failed batches (the mapping)
+        sid       = "SendFailures"
+        actions   = ["sqs:SendMessage"]
+        resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["order-notifier"].arn]
+      },
+    ]
     "firehose-transform" = [] # a pure function of its input: logs only
     "warehouse-merge" = [
       {

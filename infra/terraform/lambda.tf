@@ -60,6 +60,20 @@ locals {
         SHOPSTREAM_SIZE_LARGE_FROM  = var.size_class_large_from
       }
     }
+    "order-notifier" = {
+      description = "Kinesis consumer: announces each invoice whose total reaches large_order_threshold on the large-orders topic, once"
+      handler     = "consumers.notifications.handler.lambda_handler"
+      zip         = "order-notifier.zip"
+      layers      = ["deps"]
+      memory_size = 256
+      timeout     = 60
+      environment = {
+        SHOPSTREAM_NOTIFICATIONS_TABLE    = aws_dynamodb_table.order_notifications.name
+        SHOPSTREAM_LARGE_ORDERS_TOPIC_ARN = aws_sns_topic.large_orders.arn
+        SHOPSTREAM_LARGE_ORDER_FROM       = var.large_order_threshold
+        SHOPSTREAM_QUARANTINE_QUEUE_URL   = aws_sqs_queue.quarantine.url
+      }
+    }
     "warehouse-merge" = {
       description = "Scheduled: applies warehouse migrations, merges staged rows into the fact and dimensions, refreshes the views"
       handler     = "warehouse.merge.handler.lambda_handler"
@@ -187,15 +201,16 @@ resource "aws_lambda_function" "function" {
   ]
 }
 
-# The stream's consumers, each through its own event source mapping. invoice-writer: a
-# batch is at most 25 records of <= 128 KB KPL aggregates (~4.3 MB once base64-encoded),
-# under the 6 MB invocation payload. archive-writer: large batches, gathered for up to
-# archive_batching_window_seconds, so each Parquet object holds many invoices (the runtime
-# and Lambda cut a batch at the 6 MB payload whatever the count). Failed records are
-# reported individually (ReportBatchItemFailures), retries are bounded, and what still
-# fails is described on the consumer's failures queue. The invoice writer's failing batch
-# is bisected; the archive writer's is not: its object keys are the batch's sequence
-# range, so only the same batch retried whole overwrites what a failed attempt wrote.
+# The stream's consumers, each through its own event source mapping. invoice-writer and
+# order-notifier: a batch is at most 25 records of <= 128 KB KPL aggregates (~4.3 MB once
+# base64-encoded), under the 6 MB invocation payload. archive-writer: large batches,
+# gathered for up to archive_batching_window_seconds, so each Parquet object holds many
+# invoices (the runtime and Lambda cut a batch at the 6 MB payload whatever the count).
+# Failed records are reported individually (ReportBatchItemFailures), retries are
+# bounded, and what still fails is described on the consumer's failures queue. The
+# invoice writer's and the notifier's failing batches are bisected; the archive writer's
+# is not: its object keys are the batch's sequence range, so only the same batch retried
+# whole overwrites what a failed attempt wrote.
 locals {
   stream_consumers = {
     "invoice-writer" = {
@@ -207,6 +222,11 @@ locals {
       batch_size = var.archive_batch_size
       window     = var.archive_batching_window_seconds
       bisect     = false
+    }
+    "order-notifier" = {
+      batch_size = 25
+      window     = 1
+      bisect     = true
     }
   }
 }

@@ -127,3 +127,13 @@ output "invoice_owners_table_name" {
   description = "Name of the DynamoDB table recording the producer of each invoice."
   value       = aws_dynamodb_table.invoice_owners.name
 }
+
+output "large_orders_topic_arn" {
+  description = "ARN of the SNS topic the order-notifier publishes each large order to, once per invoice (large_order_threshold): subscribe email (large_order_emails), queues or webhooks to it."
+  value       = aws_sns_topic.large_orders.arn
+}
+
+output "order_notifications_table_name" {
+  description = "Name of the DynamoDB table of announced invoices (one item per invoice number announced on the large-orders topic)."
+  value       = aws_dynamodb_table.order_notifications.name
+}

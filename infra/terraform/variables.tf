@@ -364,6 +364,28 @@ variable "warehouse_subnet_ids" {
 
 # ── alerts (alerts.tf, alarms.tf) ───────────────────────────────────────────────
 
+variable "large_order_threshold" {
+  description = "Invoice total (shop currency) from which an order is announced on the large-orders topic, once per invoice. Cancellations and adjustments never are."
+  type        = string
+  default     = "5000" # pipeline/settings.py DEFAULT_LARGE_ORDER_FROM
+
+  validation {
+    condition     = can(regex("^[0-9]+(\\.[0-9]+)?$", var.large_order_threshold)) && try(tonumber(var.large_order_threshold) > 0, false)
+    error_message = "large_order_threshold must be a positive decimal amount."
+  }
+}
+
+variable "large_order_emails" {
+  description = "Email addresses subscribed to the large-orders topic (each confirms its subscription by email). Empty: subscribe what you use to the large_orders_topic_arn output."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for address in var.large_order_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "large_order_emails must be email addresses."
+  }
+}
+
 variable "alert_emails" {
   description = "Email addresses subscribed to the alerts topic (each confirms its subscription by email). Empty: subscribe whatever you use (chat, paging) to the alerts_topic_arn output."
   type        = list(string)

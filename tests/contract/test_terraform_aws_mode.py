@@ -62,6 +62,10 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "customer_tokens_get_their_number_from_the_pre_token_generation_trigger": "pass",
         "an_external_issuer_replaces_the_user_pool": "pass",
         "auth_cannot_be_turned_off_on_aws": "pass",
+        "large_orders_are_announced_on_their_own_encrypted_topic_from_a_threshold": "pass",
+        "a_large_order_threshold_is_a_positive_amount": "pass",
+        "locally_tokens_are_checked_against_the_local_issuer": "pass",
+        "no_auth_serves_every_route_without_a_token_and_tells_the_functions": "pass",
     }
 
 

@@ -189,6 +189,44 @@ def test_shopstream_reconcile_exits_zero_and_prints_every_sink(running, capsys):
     assert report["warehouse"]["by_country"]["France"] == report["source"]["by_country"]["France"]
 
 
+def test_each_large_order_is_announced_exactly_once_however_often_it_is_delivered(running, capsys):
+    import time
+
+    from consumers.notifications.core import is_large
+    from devstack import cli
+    from pipeline.codec import aggregate
+    from pipeline.partitioning import ShardMap
+    from pipeline.settings import DEFAULT_LARGE_ORDER_FROM
+
+    config, info = running
+    # GIVEN the sample delivered three times over HTTP and a day of it backfilled (the tests above)
+    large = [e for e in read_invoices(str(SAMPLE)) if is_large(e, DEFAULT_LARGE_ORDER_FROM)]
+    assert len(large) >= 2
+    # WHEN a large invoice's event is also put straight onto the stream twice, in one aggregate
+    kinesis = stack.clients(config)("kinesis")
+    stream = info.outputs["stream_name"]
+    shard_map = ShardMap.from_list_shards(kinesis.list_shards(StreamName=stream)["Shards"])
+    twice = [(large[0].invoice_no, large[0].to_json())] * 2
+    for packed in aggregate(twice, shard_map):
+        kinesis.put_record(StreamName=stream, Data=packed.data, PartitionKey=packed.partition_key,
+                           ExplicitHashKey=packed.explicit_hash_key)
+    wait_until_drained(config.admin_url, since=time.time(), timeout=120)
+    # THEN `shopstream notifications` shows one message per large invoice of the source, with its exact total
+    code = cli.main(["--state-dir", str(config.state_dir), "--emulator-port", str(config.emulator_port),
+                     "--gateway-port", str(config.gateway_port), "--admin-port", str(config.admin_port),
+                     "notifications", "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and shown["topic"] == "large-orders"
+    bodies = [m["message"] for m in shown["messages"]]
+    assert sorted(b["invoice_no"] for b in bodies) == sorted(e.invoice_no for e in large)
+    assert {b["invoice_no"]: Decimal(b["total"]) for b in bodies} == {e.invoice_no: e.total for e in large}
+    # AND the ledger holds one item per announced invoice, naming the message published
+    dynamodb = stack.clients(config)("dynamodb")
+    items = dynamodb.scan(TableName=info.outputs["order_notifications_table_name"])["Items"]
+    assert {i["invoice_no"]["S"]: i["message_id"]["S"] for i in items} == {
+        b["invoice_no"]: m["message_id"] for b, m in zip(bodies, shown["messages"])}
+
+
 def test_the_http_api_as_a_client_sees_it(running):
     config, info = running
     api = config.api_url

@@ -6,7 +6,8 @@ dataset named by ``SHOPSTREAM_FAULTS_DATA`` (``make faults``: the full real data
 Every case ends in :func:`check`: ``reconcile`` of the source against DynamoDB, the
 archive and the warehouse, each sink's figures expected exactly — 0 source lines
 missing, 0 lines beyond the source's — and what was set aside counted where the case
-says it belongs.
+says it belongs — and in the large-orders topic's record: each large invoice of the
+source announced once.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +24,12 @@ from typing import Any
 
 import requests
 
-from devstack import reconcile, stack
+from consumers.notifications.core import is_large
+from devstack import notifications, reconcile, stack
 from devstack.emulator.faults import CONTROL_PATH
 from devstack.runtime.client import run_schedule, wait_for_schedule, wait_until_drained
 from pipeline.events import InvoiceEvent
+from pipeline.settings import DEFAULT_LARGE_ORDER_FROM
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data" / "sample" / "online-retail-2010-12-01_to_03.csv"
@@ -71,6 +75,7 @@ class CaseResult:
     set_aside: dict[str, dict[str, int]] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
     extra: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0             # large-order messages published (one per large invoice)
     seconds: float = 0.0
     ok: bool = False
 
@@ -229,13 +234,36 @@ def empty_sinks(s: Stack) -> None:
                 {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)])
     for name in WAREHOUSE_TABLES:
         s.execute(f"DELETE FROM {name}")
+    ledger = s.outputs["order_notifications_table_name"]  # announced invoices, and what the topic was sent
+    for page in dynamodb.get_paginator("scan").paginate(TableName=ledger, ProjectionExpression="invoice_no"):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=ledger, Key={"invoice_no": item["invoice_no"]})
+    notifications.clear(s.config.emulator_url, s.outputs["large_orders_topic_arn"])
+    assert dynamodb.scan(TableName=ledger, Select="COUNT")["Count"] == 0
     empty = reconcile.sink_figures(clients=stack.clients(s.config), outputs=s.outputs, execute=s.execute)
     for name, figures in empty.items():
         assert not figures.invoices and not any(figures.set_aside.values()), (name, figures.set_aside)
 
 
+def large_orders(events: Iterable[InvoiceEvent]) -> list[str]:
+    """Invoice numbers the order notifier must announce: the large ones (at the default threshold)."""
+    return sorted(e.invoice_no for e in events if is_large(e, DEFAULT_LARGE_ORDER_FROM))
+
+
+def check_notifications(s: Stack, result: CaseResult, *, may_repeat: int = 0) -> None:
+    """Each large invoice of the source announced once: ``may_repeat`` allows that many second
+    messages (a process killed between publishing and recording it, which the notifier documents)."""
+    messages = notifications.fetch(s.config.emulator_url, s.outputs["large_orders_topic_arn"])
+    announced = Counter(json.loads(m["message"])["invoice_no"] for m in messages)
+    result.notifications = len(messages)
+    assert sorted(announced) == large_orders(source_events()), "announced ≠ the source's large invoices"
+    repeats = sum(n - 1 for n in announced.values())
+    assert repeats <= may_repeat, {no: n for no, n in announced.items() if n > 1}
+
+
 def check(s: Stack, result: CaseResult, *, expected: dict[str, reconcile.Figures] | None = None,
-          set_aside: dict[str, dict[str, int]] | None = None, faults: Faults | None = None) -> reconcile.Report:
+          set_aside: dict[str, dict[str, int]] | None = None, faults: Faults | None = None,
+          notifications_may_repeat: int = 0) -> reconcile.Report:
     """The case's last step: settle, then reconcile every sink with what it must hold.
 
     ``expected`` overrides the source for a sink (a case that delivers an extra event some
@@ -259,6 +287,9 @@ def check(s: Stack, result: CaseResult, *, expected: dict[str, reconcile.Figures
     result.ok = report.ok and result.set_aside == wanted_aside
     assert report.ok, {name: (c.lost_lines, c.extra_lines, c.invoices) for name, c in comparisons.items() if not c.ok}
     assert result.set_aside == wanted_aside, result.set_aside
+    result.ok = False  # until the large orders are checked too
+    check_notifications(s, result, may_repeat=notifications_may_repeat)
+    result.ok = True
     return report
 
 
@@ -282,9 +313,9 @@ def summary_lines() -> list[str]:
     figures = source()
     lines = [f"fault suite on {DATA.name}: {len(figures.invoices):,} invoices, {figures.lines:,} lines, "
              f"£{figures.revenue:,}",
-             f"  {'case':<44} {'events':>9} {'faults':>7} {'poison':>6} {'lost':>5} {'extra':>5} {'s':>6}"]
+             f"  {'case':<44} {'events':>9} {'faults':>7} {'poison':>6} {'lost':>5} {'extra':>5} {'large':>5} {'s':>6}"]
     for r in RESULTS:
         lines.append(f"  {r.case:<44} {r.events_delivered:>9,} {sum(r.faults.values()):>7,} {r.poison:>6} "
-                     f"{sum(r.lost.values()):>5} {sum(r.extra.values()):>5} {r.seconds:>6.0f}"
+                     f"{sum(r.lost.values()):>5} {sum(r.extra.values()):>5} {r.notifications:>5} {r.seconds:>6.0f}"
                      f"  {'ok' if r.ok else 'FAILED'}")
     return lines

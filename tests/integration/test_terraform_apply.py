@@ -36,11 +36,12 @@ HANDLERS = {
     "archive-writer": "consumers.archive.handler.lambda_handler",
     "query-api": "query_api.handler.lambda_handler",
     "firehose-transform": "firehose.handler.lambda_handler",
+    "order-notifier": "consumers.notifications.handler.lambda_handler",
     "warehouse-merge": "warehouse.merge.handler.lambda_handler",
 }
 LAYERS = {key: ["deps", "arrow"] if key == "archive-writer" else ["deps"] for key in HANDLERS}
 # batch size, window, bisect (the archive writer retries a batch whole: its keys are the batch's range)
-STREAM_CONSUMERS = {"invoice-writer": (25, 1, True), "archive-writer": (10000, 60, False)}
+STREAM_CONSUMERS = {"invoice-writer": (25, 1, True), "archive-writer": (10000, 60, False), "order-notifier": (25, 1, True)}
 
 
 @dataclass
@@ -189,6 +190,9 @@ def test_functions(deployed):
     assert env["query-api"]["SHOPSTREAM_INVOICES_TABLE"] == f"{PREFIX}-invoices"
     assert env["archive-writer"]["SHOPSTREAM_ARCHIVE_BUCKET"] == deployed.outputs["archive_bucket_name"]
     assert env["archive-writer"]["SHOPSTREAM_ARCHIVE_PREFIX"] == "archive/"
+    assert env["order-notifier"]["SHOPSTREAM_NOTIFICATIONS_TABLE"] == deployed.outputs["order_notifications_table_name"]
+    assert env["order-notifier"]["SHOPSTREAM_LARGE_ORDERS_TOPIC_ARN"] == deployed.outputs["large_orders_topic_arn"]
+    assert env["order-notifier"]["SHOPSTREAM_LARGE_ORDER_FROM"] == "5000"
 
 
 @pytest.mark.e2e
@@ -345,6 +349,7 @@ def test_alarms_notify_the_alerts_topic_and_the_dashboard_shows_them(deployed):
         *functions, f"{PREFIX}-api-5xx",
         *(f"{PREFIX}-{name}-throttles" for name in ("table-read", "table-write", "index-read", "index-write")),
         *(f"{PREFIX}-firehose-{name}" for name in ("freshness", "staging-failed", "copy-failed", "transform-failed")),
+        f"{PREFIX}-large-orders-delivery-failed",
     }
     assert set(alarms) == expected
     for alarm in alarms.values():
@@ -407,6 +412,15 @@ def test_roles_are_least_privilege(deployed):
     assert archive["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
                                                              queue_arn(out["failures_queue_urls"]["archive-writer"])})
     assert set(archive) == {"WriteOwnLogs", "WriteTraces", "ReadEvents", "ListStreams", "WriteArchive", "SendFailures"}
+    notifier = _statements(iam, "order-notifier")
+    assert notifier["ReadEvents"] == writer["ReadEvents"]
+    assert notifier["KeepLedger"] == ({"dynamodb:GetItem", "dynamodb:PutItem"}, {
+        f"arn:aws:dynamodb:eu-west-1:123456789012:table/{out['order_notifications_table_name']}"})
+    assert notifier["AnnounceLargeOrders"] == ({"sns:Publish"}, {out["large_orders_topic_arn"]})
+    assert notifier["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
+                                                              queue_arn(out["failures_queue_urls"]["order-notifier"])})
+    assert set(notifier) == {"WriteOwnLogs", "WriteTraces", "ReadEvents", "ListStreams", "KeepLedger",
+                             "AnnounceLargeOrders", "SendFailures"}
     query = _statements(iam, "query-api")
     assert query["ReadInvoices"] == ({"dynamodb:Query"},
                                      {table_arn, f"{table_arn}/index/{CUSTOMER_INDEX}"})

@@ -28,6 +28,7 @@ HANDLERS = {
     "pre-token-generation": "identity/handler.py",
     "archive-writer": "consumers/archive/handler.py",
     "firehose-transform": "firehose/handler.py",
+    "order-notifier": "consumers/notifications/handler.py",
     "warehouse-merge": "warehouse/merge/handler.py",
 }
 

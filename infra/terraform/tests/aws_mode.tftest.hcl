@@ -330,7 +330,7 @@ run "names_follow_the_prefix" {
     error_message = "each function, its role and its log group are named <prefix>-<function>"
   }
   assert {
-    condition     = [for key, queue in aws_sqs_queue.consumer_failures : queue.name] == ["shop-prod-archive-writer-failures", "shop-prod-invoice-writer-failures"]
+    condition     = [for key, queue in aws_sqs_queue.consumer_failures : queue.name] == ["shop-prod-archive-writer-failures", "shop-prod-invoice-writer-failures", "shop-prod-order-notifier-failures"]
     error_message = "one failures queue per stream consumer"
   }
 }
@@ -343,7 +343,7 @@ run "event_source_mappings_read_the_stream_with_bounded_retries" {
     condition = alltrue([for key, esm in aws_lambda_event_source_mapping.consumer : esm.starting_position == "TRIM_HORIZON"
       && esm.function_response_types == toset(["ReportBatchItemFailures"]) && esm.maximum_retry_attempts == 5
     && esm.parallelization_factor == 1 && esm.event_source_arn == aws_kinesis_stream.events.arn])
-    error_message = "both mappings start at the trim horizon, report partial failures and retry 5 times"
+    error_message = "every mapping starts at the trim horizon, report partial failures and retry 5 times"
   }
   assert {
     condition = (aws_lambda_event_source_mapping.consumer["invoice-writer"].batch_size == 25
@@ -351,8 +351,8 @@ run "event_source_mappings_read_the_stream_with_bounded_retries" {
     error_message = "the invoice writer takes 25 records (~4.3 MB base64-encoded) within a second"
   }
   assert {
-    condition     = keys(aws_lambda_event_source_mapping.consumer) == ["archive-writer", "invoice-writer"]
-    error_message = "two stream consumers"
+    condition     = keys(aws_lambda_event_source_mapping.consumer) == ["archive-writer", "invoice-writer", "order-notifier"]
+    error_message = "three stream consumers"
   }
 }
 
@@ -577,7 +577,7 @@ run "roles_allow_only_what_each_function_calls" {
     error_message = "the transformation writes only its logs and traces"
   }
   assert {
-    condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 6
+    condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 7
     error_message = "one role per function"
   }
 }
@@ -587,16 +587,17 @@ run "every_alarm_notifies_the_alerts_topic" {
   expect_failures = [check.firehose_can_reach_the_warehouse]
 
   assert {
-    condition = (length(aws_cloudwatch_metric_alarm.stream) == 5 && length(aws_cloudwatch_metric_alarm.consumer_iterator_age) == 2
-      && length(aws_cloudwatch_metric_alarm.queue_depth) == 3 && length(aws_cloudwatch_metric_alarm.function_errors) == 6
-      && length(aws_cloudwatch_metric_alarm.function_throttles) == 6 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
-    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 31)
-    error_message = "31 alarms: the stream (5), each consumer's lag (2), every failures queue and the quarantine (3), each function's errors and throttles (12), the API (1), the table (4), Firehose (4)"
+    condition = (length(aws_cloudwatch_metric_alarm.stream) == 5 && length(aws_cloudwatch_metric_alarm.consumer_iterator_age) == 3
+      && length(aws_cloudwatch_metric_alarm.queue_depth) == 4 && length(aws_cloudwatch_metric_alarm.function_errors) == 7
+      && length(aws_cloudwatch_metric_alarm.function_throttles) == 7 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
+    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 36)
+    error_message = "36 alarms: the stream (5), each consumer's lag (3), every failures queue and the quarantine (4), each function's errors and throttles (14), the API (1), the table (4), Firehose (4), large-order deliveries (1)"
   }
   assert {
     condition = alltrue([for alarm in concat(values(aws_cloudwatch_metric_alarm.stream), values(aws_cloudwatch_metric_alarm.consumer_iterator_age),
       values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.function_errors), values(aws_cloudwatch_metric_alarm.function_throttles),
-      [aws_cloudwatch_metric_alarm.api_5xx], values(aws_cloudwatch_metric_alarm.table_throttles), values(aws_cloudwatch_metric_alarm.firehose)) :
+      [aws_cloudwatch_metric_alarm.api_5xx], values(aws_cloudwatch_metric_alarm.table_throttles), values(aws_cloudwatch_metric_alarm.firehose),
+      [aws_cloudwatch_metric_alarm.large_orders_delivery]) :
       alarm.alarm_actions == toset([aws_sns_topic.alerts.arn]) && alarm.ok_actions == toset([aws_sns_topic.alerts.arn])
     && alarm.actions_enabled != false && contains(["breaching", "notBreaching"], alarm.treat_missing_data)])
     error_message = "every alarm notifies the alerts topic when it goes to ALARM and when it is OK again, and says how it treats missing data"
@@ -669,7 +670,7 @@ run "alarm_thresholds_and_metrics" {
     error_message = "each consumer's IteratorAge alarms at 60 s plus its mapping's batching window"
   }
   assert {
-    condition = (keys(aws_cloudwatch_metric_alarm.queue_depth) == ["archive-writer-failures", "invoice-writer-failures", "quarantine"]
+    condition = (keys(aws_cloudwatch_metric_alarm.queue_depth) == ["archive-writer-failures", "invoice-writer-failures", "order-notifier-failures", "quarantine"]
       && alltrue([for key, alarm in aws_cloudwatch_metric_alarm.queue_depth :
         alarm.namespace == "AWS/SQS" && alarm.metric_name == "ApproximateNumberOfMessagesVisible" && alarm.dimensions == tomap({ QueueName = "shopstream-${key}" })
     && alarm.threshold == 1 && alarm.comparison_operator == "GreaterThanOrEqualToThreshold"]))
@@ -764,6 +765,11 @@ run "a_customer_key_encrypts_the_alerts_topic" {
     condition     = aws_sns_topic.alerts.kms_master_key_id == var.kms_key_arn && length(aws_kms_key.alerts) == 0 && length(aws_kms_alias.alerts) == 0
     error_message = "with kms_key_arn the topic uses that key (whose policy must let CloudWatch use it) and no key of its own is made"
   }
+  assert {
+    condition = (aws_sns_topic.large_orders.kms_master_key_id == var.kms_key_arn
+    && aws_dynamodb_table.order_notifications.server_side_encryption[0].kms_key_arn == var.kms_key_arn)
+    error_message = "with kms_key_arn the large-orders topic and its ledger use that key"
+  }
 }
 
 run "the_dashboard_shows_every_alarm_and_what_it_watches" {
@@ -787,8 +793,8 @@ run "the_dashboard_shows_every_alarm_and_what_it_watches" {
     error_message = "the API's 5xx are on a widget"
   }
   assert {
-    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 31
-    error_message = "an alarm status widget over all 31 alarms, and 14 metric widgets"
+    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 36
+    error_message = "an alarm status widget over all 36 alarms, and 14 metric widgets"
   }
 }
 
@@ -797,7 +803,7 @@ run "every_function_logs_json_and_is_traced" {
   expect_failures = [check.firehose_can_reach_the_warehouse]
 
   assert {
-    condition = length(aws_lambda_function.function) == 6 && alltrue([for key, fn in aws_lambda_function.function :
+    condition = length(aws_lambda_function.function) == 7 && alltrue([for key, fn in aws_lambda_function.function :
       fn.tracing_config[0].mode == "Active" && fn.logging_config[0].log_format == "JSON"
       && fn.logging_config[0].log_group == "/aws/lambda/shopstream-${key}"
     && fn.logging_config[0].application_log_level == "INFO" && fn.logging_config[0].system_log_level == "INFO"])
@@ -974,4 +980,58 @@ run "auth_cannot_be_turned_off_on_aws" {
   }
 
   expect_failures = [var.api_auth]
+}
+
+run "large_orders_are_announced_on_their_own_encrypted_topic_from_a_threshold" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  variables {
+    large_order_threshold = "2500.50"
+    large_order_emails    = ["sales@example.com"]
+  }
+
+  assert {
+    condition     = aws_sns_topic.large_orders.name == "shopstream-large-orders" && aws_sns_topic.large_orders.kms_master_key_id == "alias/aws/sns"
+    error_message = "the large-orders topic is encrypted with the AWS-managed key (only the function publishes to it)"
+  }
+  assert {
+    condition     = aws_lambda_function.function["order-notifier"].environment[0].variables["SHOPSTREAM_LARGE_ORDER_FROM"] == "2500.50"
+    error_message = "the notifier's threshold is large_order_threshold, exactly as written"
+  }
+  assert {
+    condition = (aws_lambda_event_source_mapping.consumer["order-notifier"].batch_size == 25
+      && aws_lambda_event_source_mapping.consumer["order-notifier"].bisect_batch_on_function_error
+    && aws_sqs_queue.consumer_failures["order-notifier"].name == "shopstream-order-notifier-failures")
+    error_message = "the notifier reads the stream like the invoice writer (a failing batch bisected), with its own failures queue"
+  }
+  assert {
+    condition = ([for s in local.role_statements["order-notifier"] : s.sid] == ["WriteOwnLogs", "WriteTraces", "ReadEvents", "ListStreams", "KeepLedger", "AnnounceLargeOrders", "SendFailures"]
+      && [for s in local.role_statements["order-notifier"] : s.actions if s.sid == "KeepLedger"] == [["dynamodb:GetItem", "dynamodb:PutItem"]]
+    && [for s in local.role_statements["order-notifier"] : s.actions if s.sid == "AnnounceLargeOrders"] == [["sns:Publish"]])
+    error_message = "the notifier may read the stream, keep its ledger and publish to its topic, nothing more"
+  }
+  assert {
+    condition = (aws_dynamodb_table.order_notifications.deletion_protection_enabled && aws_dynamodb_table.order_notifications.point_in_time_recovery[0].enabled
+    && aws_dynamodb_table.order_notifications.hash_key == "invoice_no")
+    error_message = "the ledger of announced invoices is protected like the invoices table"
+  }
+  assert {
+    condition     = [for s in aws_sns_topic_subscription.large_order_email : [s.protocol, s.endpoint]] == [["email", "sales@example.com"]]
+    error_message = "each address in large_order_emails is subscribed to the large-orders topic"
+  }
+  assert {
+    condition     = aws_cloudwatch_metric_alarm.large_orders_delivery.dimensions == tomap({ TopicName = "shopstream-large-orders" }) && aws_cloudwatch_metric_alarm.large_orders_delivery.metric_name == "NumberOfNotificationsFailed"
+    error_message = "a notification SNS could not deliver raises an alarm"
+  }
+}
+
+run "a_large_order_threshold_is_a_positive_amount" {
+  command = plan
+
+  variables {
+    large_order_threshold = "0"
+  }
+
+  expect_failures = [var.large_order_threshold, check.firehose_can_reach_the_warehouse]
 }

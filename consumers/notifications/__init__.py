@@ -1,0 +1,1 @@
+"""Large-order notifications: one SNS message per invoice whose total reaches the threshold."""
