@@ -63,11 +63,14 @@ class Layer(NamedTuple):
     exclude: tuple[str, ...] = ()  # fnmatch patterns (relative to python/) left out of the zip
 
 
-# Function key (infra/terraform local.functions, pipeline.settings.FUNCTION_ENV) -> its zip and handler.
+# Function key (infra/terraform local.functions, pipeline.settings.FUNCTION_ENV; the user pool's
+# trigger in auth.tf) -> its zip and handler.
 FUNCTIONS: dict[str, Function] = {
     "ingest": Function("ingest.zip", "ingest.handler"),
     "invoice-writer": Function("invoice-writer.zip", "consumers.invoices.handler"),
     "query-api": Function("query-api.zip", "query_api.handler"),
+    # AWS mode only, not in local.functions: the user pool's trigger (infra/terraform/auth.tf)
+    "pre-token-generation": Function("pre-token-generation.zip", "identity.handler"),
     "archive-writer": Function("archive-writer.zip", "consumers.archive.handler"),
     "firehose-transform": Function("firehose-transform.zip", "firehose.handler"),
     "order-notifier": Function("order-notifier.zip", "consumers.notifications.handler"),
@@ -105,7 +108,8 @@ RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "da
 # runtime's boto3/botocore, not the version requirements.txt pins for local runs.
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3")
 # Project packages a function may carry, and those it never may.
-PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse"})
+PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse",
+                              "identity"})
 LOCAL_ONLY = frozenset({"devstack", "tests", "scripts", "bench", "infra"})
 # Non-Python files a module reads at run time: module -> glob patterns relative to the root.
 PACKAGE_DATA: dict[str, tuple[str, ...]] = {"warehouse.statements": ("warehouse/sql/**/*.sql",)}

@@ -17,7 +17,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 # the top-level packages of this repository's Lambda code (infra/build_lambdas.py zips them)
-PACKAGES = frozenset({"consumers", "dynamo_models", "firehose", "ingest", "pipeline", "query_api", "warehouse"})
+PACKAGES = frozenset({"consumers", "dynamo_models", "firehose", "identity", "ingest", "pipeline", "query_api", "warehouse"})
 
 
 def function_logger(**options: Any) -> Logger:

@@ -7,7 +7,12 @@ What API Gateway (HTTP APIs) does, and so what this does, for a route whose
    or without a ``Bearer`` prefix; none → 401;
 2. its header names a ``kid`` found in the issuer's JWKS (the local issuer's own keys, or
    ``jwks_uri`` of ``<issuer>/.well-known/openid-configuration`` for any other issuer,
-   cached for five minutes) and an RSA algorithm; the signature verifies;
+   cached for five minutes: a key the issuer adds is used once the cache has expired) and
+   an RSA algorithm; the signature verifies. Keys that cannot be read (the issuer
+   unreachable, an HTTP error, documents that are not what OIDC discovery describes) refuse
+   the token with 401, are logged once per attempt, and are not asked for again for ten
+   seconds, so an issuer that is down does not hold up every request; the gateway reads
+   them off its event loop;
 3. ``iss`` equals the authorizer's issuer; ``aud`` holds one of its audiences, or, when the
    token has no ``aud``, ``client_id`` is one of them; ``exp`` is in the future, ``nbf`` and
    ``iat`` (when present) not after now;
@@ -27,9 +32,10 @@ import logging
 import threading
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -40,6 +46,12 @@ log = logging.getLogger("devstack.runtime.authorizer")
 
 ALGORITHMS = ["RS256", "RS384", "RS512"]
 JWKS_TTL_SECONDS = 300.0
+JWKS_RETRY_SECONDS = 10.0        # after a failed read, refuse without asking the issuer again for this long
+MAX_DOCUMENT_BYTES = 1 << 20     # a discovery document or a JWKS is a few KB
+
+
+class JwksUnavailable(Exception):
+    """An issuer's signing keys could not be read."""
 
 
 @dataclass(frozen=True)
@@ -69,36 +81,89 @@ def claim_text(value: Any) -> str:
 
 
 class JwksCache:
-    """Signing keys per issuer: the local issuer's own, others' fetched through OIDC discovery."""
+    """Signing keys per issuer: the local issuer's own, others' fetched through OIDC discovery.
 
-    def __init__(self, local: LocalIssuer | None = None, *, fetch_timeout: float = 5.0) -> None:
+    ``clock`` (monotonic seconds) times the cache and the pause after a failed read."""
+
+    def __init__(self, local: LocalIssuer | None = None, *, fetch_timeout: float = 5.0,
+                 ttl: float = JWKS_TTL_SECONDS, retry_after: float = JWKS_RETRY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.local = local
         self.fetch_timeout = fetch_timeout
+        self.ttl = ttl
+        self.retry_after = retry_after
+        self.clock = clock
         self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._failed: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
     def _fetch(self, url: str) -> dict[str, Any]:
-        with urllib.request.urlopen(url, timeout=self.fetch_timeout) as response:  # noqa: S310 (issuer URLs only)
-            return json.loads(response.read())
+        """One JSON object from ``url`` (http or https only: the URL may come from a document)."""
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise JwksUnavailable(f"{url!r} is not an http(s) URL")
+        try:
+            with urllib.request.urlopen(url, timeout=self.fetch_timeout) as response:  # noqa: S310 (http(s) only)
+                body = response.read(MAX_DOCUMENT_BYTES + 1)
+        except OSError as exc:  # refused, unreachable, timed out, or an HTTP error status (HTTPError)
+            raise JwksUnavailable(f"{url}: {exc}") from exc
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise JwksUnavailable(f"{url}: larger than {MAX_DOCUMENT_BYTES} bytes")
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise JwksUnavailable(f"{url}: not JSON ({exc})") from exc
+        if not isinstance(document, dict):
+            raise JwksUnavailable(f"{url}: not a JSON object")
+        return document
+
+    def _is_local(self, issuer: str) -> bool:
+        return self.local is not None and issuer == self.local.issuer
+
+    def ready(self, issuer: str) -> bool:
+        """Whether :meth:`keys` answers without a network call (its own keys, cached ones,
+        or a refusal while a failed read is not retried)."""
+        if self._is_local(issuer):
+            return True
+        now = self.clock()
+        with self._lock:
+            cached, failed = self._cache.get(issuer), self._failed.get(issuer)
+        return ((cached is not None and now - cached[0] < self.ttl)
+                or (failed is not None and now - failed[0] < self.retry_after))
 
     def keys(self, issuer: str) -> dict[str, Any]:
-        if self.local is not None and issuer == self.local.issuer:
-            return self.local.jwks()
+        """The issuer's JWKS; :class:`JwksUnavailable` when it cannot be read."""
+        if self._is_local(issuer):
+            return self.local.jwks()  # type: ignore[union-attr]
+        now = self.clock()
         with self._lock:
-            cached = self._cache.get(issuer)
-        if cached is not None and time.monotonic() - cached[0] < JWKS_TTL_SECONDS:
+            cached, failed = self._cache.get(issuer), self._failed.get(issuer)
+        if cached is not None and now - cached[0] < self.ttl:
             return cached[1]
-        config = self._fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
-        keys = self._fetch(config["jwks_uri"])
+        if failed is not None and now - failed[0] < self.retry_after:
+            raise JwksUnavailable(f"{failed[1]} (not asked again for {self.retry_after:g} s)")
+        try:
+            config = self._fetch(issuer.rstrip("/") + "/.well-known/openid-configuration")
+            uri = config.get("jwks_uri")
+            if not isinstance(uri, str) or not uri:
+                raise JwksUnavailable(f"the discovery document of {issuer} names no jwks_uri")
+            keys = self._fetch(uri)
+            if not isinstance(keys.get("keys"), list):
+                raise JwksUnavailable(f"{uri}: not a JWKS (no list of keys)")
+        except JwksUnavailable as exc:
+            log.warning("signing keys of %s unreadable: %s", issuer, exc)
+            with self._lock:
+                self._failed[issuer] = (now, str(exc))
+            raise
         with self._lock:
-            self._cache[issuer] = (time.monotonic(), keys)
+            self._cache[issuer] = (now, keys)
+            self._failed.pop(issuer, None)
         return keys
 
     def key_for(self, issuer: str, kid: str | None) -> Any | None:
-        if self.local is not None and issuer == self.local.issuer:  # its own key: no JWK round trip per request
-            return self.local.private_key.public_key() if kid == self.local.kid else None
-        for entry in self.keys(issuer).get("keys", []):
-            if entry.get("kid") == kid and entry.get("kty") == "RSA":
+        if self._is_local(issuer):  # its own key: no JWK round trip per request
+            return self.local.private_key.public_key() if kid == self.local.kid else None  # type: ignore[union-attr]
+        for entry in self.keys(issuer)["keys"]:
+            if isinstance(entry, dict) and entry.get("kid") == kid and entry.get("kty") == "RSA":
                 return jwt.PyJWK(entry).key
         return None
 
@@ -117,6 +182,12 @@ class JwtAuthorizer:
     def __init__(self, jwks: JwksCache, *, leeway: float = 0.0) -> None:
         self.jwks = jwks
         self.leeway = leeway
+
+    def needs_fetch(self, route: RouteSpec) -> bool:
+        """Whether authorizing a request of ``route`` may wait on the issuer (reading its keys)."""
+        spec = route.authorizer
+        return (route.authorization_type == "JWT" and spec is not None and bool(spec.issuer)
+                and not self.jwks.ready(spec.issuer))
 
     def authorize(self, route: RouteSpec, headers: Iterable[tuple[str, str]], *, now: float | None = None) -> Decision:
         if route.authorization_type == "NONE":
@@ -140,11 +211,10 @@ class JwtAuthorizer:
                 return Decision(401, "no key of the issuer has the token's kid")
             claims = jwt.decode(token, key, algorithms=ALGORITHMS, issuer=spec.issuer, leeway=self.leeway,
                                 options={"require": ["exp", "iss"], "verify_aud": False})
+        except JwksUnavailable:  # logged where it was read
+            return Decision(401, "the issuer's keys could not be read")
         except (jwt.PyJWTError, ValueError, KeyError) as exc:
             return Decision(401, f"the token is invalid: {exc}")
-        except OSError as exc:  # the issuer's JWKS could not be read
-            log.warning("JWKS of %s unreadable: %s", spec.issuer, exc)
-            return Decision(401, "the issuer's keys could not be read")
         audiences = set(spec.audience)
         aud = claims.get("aud")
         if aud is not None:

@@ -453,7 +453,11 @@ class GatewayApp:
         if match is None:
             self.stats.bump("not_found")
             return self._finish(message_response(*NOT_FOUND), request_id)
-        decision = self.authorizer.authorize(match.route, headers)
+        if self.authorizer.needs_fetch(match.route):  # the issuer's keys come over the network: off the event loop
+            decision = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.authorizer.authorize, match.route, headers)
+        else:
+            decision = self.authorizer.authorize(match.route, headers)
         if not decision.ok:
             self.stats.bump("unauthorized" if decision.status == 401 else "forbidden")
             log.info("%s %s → %d (%s)", method, raw_path, decision.status, decision.reason)

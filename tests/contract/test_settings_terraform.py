@@ -90,3 +90,21 @@ def test_max_body_bytes_matches_the_default(functions):
     from pipeline.settings import DEFAULT_MAX_BODY_BYTES
 
     assert int(functions["ingest"]["environment"]["SHOPSTREAM_MAX_BODY_BYTES"]) == DEFAULT_MAX_BODY_BYTES
+
+
+def test_the_user_pools_trigger_is_built_from_its_handler_and_gets_only_powertools_settings():
+    # auth.tf's pre token generation function is not one of local.functions (AWS mode only,
+    # no Settings of its own), but is built and wired the same way
+    from tests.unit.test_build_lambdas import load_builder
+
+    auth_tf = _load("auth.tf")
+    trigger = next(block["pre_token_generation"] for block in auth_tf["locals"] if "pre_token_generation" in block)
+    builder = load_builder()
+    function = builder.FUNCTIONS[trigger["key"]]
+    assert trigger["key"] not in FUNCTION_ENV
+    assert trigger["zip"] == function.zip
+    assert trigger["handler"] == f"{function.handler_module}.lambda_handler"
+    assert trigger["layers"] == builder.function_layers(trigger["key"])
+    resource = _resource(auth_tf, "aws_lambda_function", "pre_token_generation")
+    [environment] = resource["environment"]
+    assert set(environment["variables"]) == POWERTOOLS_ENV

@@ -59,6 +59,7 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "every_function_logs_json_and_is_traced": "pass",
         "the_log_level_in_lambdas_terms": "pass",
         "every_route_but_the_document_needs_a_token_with_its_scopes": "pass",
+        "customer_tokens_get_their_number_from_the_pre_token_generation_trigger": "pass",
         "an_external_issuer_replaces_the_user_pool": "pass",
         "auth_cannot_be_turned_off_on_aws": "pass",
         "large_orders_are_announced_on_their_own_encrypted_topic_from_a_threshold": "pass",

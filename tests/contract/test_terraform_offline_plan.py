@@ -16,16 +16,17 @@ OFFLINE = {
     "warehouse_subnet_ids": ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb", "subnet-0cccccccccccccccc"],
     "warehouse_ingress_cidr_blocks": ["52.19.239.192/27"],
 }
-# what AWS mode creates with the defaults (Redshift Serverless), by type
+# what AWS mode creates with the defaults (Redshift Serverless), by type: the functions of lambda.tf
+# and the user pool's pre token generation trigger (auth.tf), each with its role, policy and log group
 EXPECTED = {
     "aws_apigatewayv2_api": 1, "aws_apigatewayv2_authorizer": 1, "aws_apigatewayv2_integration": 2,
     "aws_apigatewayv2_route": 4, "aws_apigatewayv2_stage": 1, "aws_cloudwatch_dashboard": 1,
-    "aws_cloudwatch_event_rule": 1, "aws_cloudwatch_event_target": 1, "aws_cloudwatch_log_group": 9,
+    "aws_cloudwatch_event_rule": 1, "aws_cloudwatch_event_target": 1, "aws_cloudwatch_log_group": 10,
     "aws_cloudwatch_log_stream": 3, "aws_cloudwatch_metric_alarm": 36, "aws_cognito_resource_server": 1,
     "aws_cognito_user_pool": 1, "aws_cognito_user_pool_client": 3, "aws_cognito_user_pool_domain": 1,
-    "aws_dynamodb_table": 3, "aws_iam_role": 8, "aws_iam_role_policy": 8, "aws_kinesis_firehose_delivery_stream": 1,
+    "aws_dynamodb_table": 3, "aws_iam_role": 9, "aws_iam_role_policy": 9, "aws_kinesis_firehose_delivery_stream": 1,
     "aws_kinesis_stream": 1, "aws_kms_alias": 1, "aws_kms_key": 1, "aws_lambda_event_source_mapping": 3,
-    "aws_lambda_function": 7, "aws_lambda_layer_version": 2, "aws_lambda_permission": 3,
+    "aws_lambda_function": 8, "aws_lambda_layer_version": 2, "aws_lambda_permission": 4,
     "aws_redshiftserverless_namespace": 1, "aws_redshiftserverless_workgroup": 1, "aws_s3_bucket": 2,
     "aws_s3_bucket_lifecycle_configuration": 1, "aws_s3_bucket_policy": 2, "aws_s3_bucket_public_access_block": 2,
     "aws_s3_bucket_server_side_encryption_configuration": 2, "aws_s3_object": 1, "aws_security_group": 1,
@@ -41,7 +42,7 @@ def test_aws_mode_plans_offline_with_fake_credentials(tmp_path, placeholder_zips
     assert {tuple(c["change"]["actions"]) for c in changes} == {("create",)}
     counted = Counter(c["type"] for c in changes)
     assert dict(counted) == EXPECTED, dict(counted)
-    assert sum(counted.values()) == 124
+    assert sum(counted.values()) == 129
     # no data source had to be read from AWS: the account and the network came from variables
     assert not [c for c in plan["resource_changes"] if c["mode"] == "data" and c["type"] in (
         "aws_caller_identity", "aws_vpc", "aws_subnets")]
@@ -50,6 +51,11 @@ def test_aws_mode_plans_offline_with_fake_credentials(tmp_path, placeholder_zips
                        "delivery": "shopstream-delivery-123456789012-eu-west-1"}
     tables = [c["change"]["after"] for c in changes if c["type"] == "aws_dynamodb_table"]
     assert [t["deletion_protection_enabled"] for t in tables] == [True, True, True]
+    # the provider itself takes the user pool's plan and trigger version (the mocked test cannot say)
+    [pool] = [c["change"]["after"] for c in changes if c["type"] == "aws_cognito_user_pool"]
+    assert pool["user_pool_tier"] == "ESSENTIALS"
+    assert pool["lambda_config"][0]["pre_token_generation_config"][0]["lambda_version"] == "V2_0"
+    assert [(a["name"], a["mutable"]) for a in pool["schema"]] == [("customer_id", False)]
 
 
 def test_terraform_fmt_check(tmp_path):

@@ -25,6 +25,7 @@ HANDLERS = {
     "ingest": "ingest/handler.py",
     "invoice-writer": "consumers/invoices/handler.py",
     "query-api": "query_api/handler.py",
+    "pre-token-generation": "identity/handler.py",
     "archive-writer": "consumers/archive/handler.py",
     "firehose-transform": "firehose/handler.py",
     "order-notifier": "consumers/notifications/handler.py",
@@ -57,7 +58,7 @@ def test_zip_holds_its_handler_and_every_module_it_imports(built, key):
     with tempfile.TemporaryDirectory() as tmp:
         zipfile.ZipFile(built[key]).extractall(tmp)
         probe = (f"import sys; sys.path.insert(0, {tmp!r}); import {builder.FUNCTIONS[key].handler_module}; "
-                 "roots = ('pipeline', 'ingest', 'consumers', 'dynamo_models', 'query_api', 'firehose', 'warehouse'); "
+                 f"roots = {tuple(sorted(builder.PROJECT_PACKAGES))!r}; "
                  "leaks = [m.__file__ for m in list(sys.modules.values()) if getattr(m, '__file__', None) "
                  f"and m.__name__.split('.')[0] in roots and not m.__file__.startswith({tmp!r})]; "
                  "assert not leaks, leaks")
@@ -102,6 +103,12 @@ def test_pyarrow_lands_only_in_the_functions_that_import_it():
     layers = {key: builder.function_layers(key) for key in HANDLERS}
     assert layers.pop("archive-writer") == ["deps", "arrow"]
     assert all(value == ["deps"] for value in layers.values()), layers
+
+
+def test_the_user_pools_trigger_carries_no_api_or_database_code(built):
+    names = zipfile.ZipFile(built["pre-token-generation"]).namelist()
+    assert {"identity/core.py", "identity/handler.py", "pipeline/auth.py", "pipeline/events.py"} <= set(names)
+    assert not any(name.startswith(("query_api/", "dynamo_models/", "ingest/", "consumers/")) for name in names)
 
 
 def test_the_invoice_writer_carries_no_archive_code(built):

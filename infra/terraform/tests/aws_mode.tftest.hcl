@@ -56,6 +56,30 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_lambda_function.pre_token_generation
+  override_during = plan
+  values = {
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:shopstream-pre-token-generation"
+  }
+}
+
+override_resource {
+  target          = aws_cloudwatch_log_group.pre_token_generation
+  override_during = plan
+  values = {
+    arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/shopstream-pre-token-generation"
+  }
+}
+
+override_resource {
+  target          = aws_cognito_user_pool.api
+  override_during = plan
+  values = {
+    arn = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Ab12Cd34E"
+  }
+}
+
+override_resource {
   target          = aws_kinesis_stream.events
   override_during = plan
   values = {
@@ -500,6 +524,11 @@ run "a_customer_key_encrypts_everything_at_rest" {
     error_message = "Firehose's role may use the key"
   }
   assert {
+    condition = (aws_cloudwatch_log_group.pre_token_generation[0].kms_key_id == var.kms_key_arn && aws_lambda_function.pre_token_generation[0].kms_key_arn == var.kms_key_arn
+    && [for s in local.pre_token_generation_statements : s.resources if s.sid == "UseDataKey"] == [[var.kms_key_arn]])
+    error_message = "the user pool's trigger logs and keeps its environment under the customer key, which its role may use"
+  }
+  assert {
     condition     = length(aws_redshift_subnet_group.warehouse) == 1 && aws_redshift_cluster.warehouse[0].cluster_subnet_group_name == "shopstream-warehouse"
     error_message = "the provisioned cluster is placed in the warehouse's subnets"
   }
@@ -796,7 +825,7 @@ run "the_log_level_in_lambdas_terms" {
   }
 
   assert {
-    condition     = alltrue([for fn in aws_lambda_function.function : fn.logging_config[0].application_log_level == "WARN"])
+    condition     = alltrue([for fn in concat(values(aws_lambda_function.function), aws_lambda_function.pre_token_generation) : fn.logging_config[0].application_log_level == "WARN"])
     error_message = "Powertools' WARNING is Lambda's WARN"
   }
 }
@@ -856,6 +885,68 @@ run "every_route_but_the_document_needs_a_token_with_its_scopes" {
   }
 }
 
+run "customer_tokens_get_their_number_from_the_pre_token_generation_trigger" {
+  command         = plan
+  expect_failures = [check.firehose_can_reach_the_warehouse]
+
+  assert {
+    condition     = aws_cognito_user_pool.api[0].user_pool_tier == "ESSENTIALS"
+    error_message = "the pool is on the Essentials plan, the least whose trigger may change access tokens"
+  }
+  assert {
+    condition = ([for c in aws_cognito_user_pool.api[0].lambda_config[0].pre_token_generation_config : [c.lambda_version, c.lambda_arn]]
+    == [["V2_0", "arn:aws:lambda:eu-west-1:123456789012:function:shopstream-pre-token-generation"]])
+    error_message = "the pool sends version 2 pre token generation events to the trigger"
+  }
+  assert {
+    condition = (aws_lambda_permission.pre_token_generation[0].principal == "cognito-idp.amazonaws.com"
+      && aws_lambda_permission.pre_token_generation[0].action == "lambda:InvokeFunction"
+      && aws_lambda_permission.pre_token_generation[0].function_name == "shopstream-pre-token-generation"
+    && aws_lambda_permission.pre_token_generation[0].source_arn == "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Ab12Cd34E")
+    error_message = "Cognito may invoke the trigger, for this user pool only"
+  }
+  assert {
+    condition = ([for a in aws_cognito_user_pool.api[0].schema : [a.name, a.attribute_data_type, a.mutable, a.developer_only_attribute,
+      [for c in a.string_attribute_constraints : [c.min_length, c.max_length]]]]
+    == [["customer_id", "String", false, false, [["1", "20"]]]])
+    error_message = "the pool's one custom attribute is customer_id: a string of 1 to 20 characters, immutable once a user is enrolled"
+  }
+  assert {
+    condition = alltrue([for client in concat(values(aws_cognito_user_pool_client.producer), aws_cognito_user_pool_client.staff, aws_cognito_user_pool_client.customers) :
+    client.write_attributes == toset(["name"]) && !contains(client.write_attributes, "custom:customer_id")])
+    error_message = "every app client names what users may write (else every mutable attribute), and none may write custom:customer_id"
+  }
+  assert {
+    condition = (aws_lambda_function.pre_token_generation[0].function_name == "shopstream-pre-token-generation"
+      && aws_lambda_function.pre_token_generation[0].handler == "identity.handler.lambda_handler"
+      && aws_lambda_function.pre_token_generation[0].timeout <= 5
+    && local.pre_token_generation.layers == ["deps"] && length(aws_lambda_function.pre_token_generation[0].layers) == 1)
+    error_message = "the trigger runs identity/handler.py with the deps layer, within the 5 s Cognito waits"
+  }
+  assert {
+    condition = (aws_lambda_function.pre_token_generation[0].tracing_config[0].mode == "Active"
+      && aws_lambda_function.pre_token_generation[0].logging_config[0].log_format == "JSON"
+      && aws_lambda_function.pre_token_generation[0].logging_config[0].log_group == "/aws/lambda/shopstream-pre-token-generation"
+      && aws_cloudwatch_log_group.pre_token_generation[0].retention_in_days == 365
+    && aws_lambda_function.pre_token_generation[0].logging_config[0].application_log_level == "INFO")
+    error_message = "the trigger is traced and logs JSON into its own log group, kept a year, like every function"
+  }
+  assert {
+    condition     = keys(aws_lambda_function.pre_token_generation[0].environment[0].variables) == tolist(["POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_SERVICE_NAME"])
+    error_message = "the trigger reads no setting: its environment is Powertools' only"
+  }
+  assert {
+    condition = (aws_iam_role.pre_token_generation[0].name == "shopstream-pre-token-generation"
+      && [for s in local.pre_token_generation_statements : s.sid] == ["WriteOwnLogs", "WriteTraces"]
+    && [for s in local.pre_token_generation_statements : s.resources if s.sid == "WriteOwnLogs"] == [["arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/shopstream-pre-token-generation:*"]])
+    error_message = "the trigger has a role of its own that writes only its logs and traces"
+  }
+  assert {
+    condition     = alltrue(flatten([for s in local.pre_token_generation_statements : [for a in s.actions : !strcontains(a, "*")]]))
+    error_message = "no statement of the trigger's role allows a wildcard action"
+  }
+}
+
 run "an_external_issuer_replaces_the_user_pool" {
   command         = plan
   expect_failures = [check.firehose_can_reach_the_warehouse]
@@ -868,6 +959,11 @@ run "an_external_issuer_replaces_the_user_pool" {
   assert {
     condition     = length(aws_cognito_user_pool.api) == 0 && length(aws_cognito_user_pool_client.producer) == 0
     error_message = "no user pool when an issuer is given"
+  }
+  assert {
+    condition = (length(aws_lambda_function.pre_token_generation) == 0 && length(aws_lambda_permission.pre_token_generation) == 0
+    && length(aws_iam_role.pre_token_generation) == 0 && length(aws_cloudwatch_log_group.pre_token_generation) == 0)
+    error_message = "no pre token generation trigger without the user pool: the issuer sets customer_id itself"
   }
   assert {
     condition     = aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].issuer == "https://issuer.example.com/" && aws_apigatewayv2_authorizer.jwt[0].jwt_configuration[0].audience == toset(["shopstream-api"])

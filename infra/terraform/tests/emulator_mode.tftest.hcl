@@ -33,6 +33,11 @@ run "locally_tokens_are_checked_against_the_local_issuer" {
     condition     = alltrue([for route in aws_apigatewayv2_route.route : route.authorization_type == "JWT"]) && length(aws_apigatewayv2_route.route) == 3
     error_message = "every route but the document needs a token, as on AWS"
   }
+  assert {
+    condition = (length(aws_lambda_function.pre_token_generation) == 0 && length(aws_lambda_permission.pre_token_generation) == 0
+    && length(aws_iam_role.pre_token_generation) == 0 && length(aws_cloudwatch_log_group.pre_token_generation) == 0)
+    error_message = "the emulator gets no pre token generation trigger: the local issuer puts customer_id in its tokens itself"
+  }
 }
 
 run "no_auth_serves_every_route_without_a_token_and_tells_the_functions" {
