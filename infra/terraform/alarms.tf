@@ -195,6 +195,26 @@ resource "aws_cloudwatch_metric_alarm" "function_errors" {
   ok_actions          = local.alarm_topic_arns
 }
 
+# The Cognito trigger (auth.tf, AWS with the user pool only): when it fails, so does every
+# customer's sign-in.
+resource "aws_cloudwatch_metric_alarm" "pre_token_generation_errors" {
+  count = local.cognito ? 1 : 0
+
+  alarm_name          = "${var.name_prefix}-${local.pre_token_generation.key}-errors"
+  alarm_description   = "The Cognito pre token generation trigger failed: customers' sign-ins fail with it. See its log group's ERROR lines."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = aws_lambda_function.pre_token_generation[0].function_name }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  threshold           = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_topic_arns
+  ok_actions          = local.alarm_topic_arns
+}
+
 resource "aws_cloudwatch_metric_alarm" "function_throttles" {
   for_each = local.functions
 
@@ -319,5 +339,6 @@ locals {
     [for alarm in aws_cloudwatch_metric_alarm.table_throttles : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.firehose : alarm.arn],
     [aws_cloudwatch_metric_alarm.large_orders_delivery.arn],
+    [for alarm in aws_cloudwatch_metric_alarm.pre_token_generation_errors : alarm.arn],
   )
 }

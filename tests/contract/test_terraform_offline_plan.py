@@ -22,7 +22,7 @@ EXPECTED = {
     "aws_apigatewayv2_api": 1, "aws_apigatewayv2_authorizer": 1, "aws_apigatewayv2_integration": 2,
     "aws_apigatewayv2_route": 4, "aws_apigatewayv2_stage": 1, "aws_cloudwatch_dashboard": 1,
     "aws_cloudwatch_event_rule": 1, "aws_cloudwatch_event_target": 1, "aws_cloudwatch_log_group": 10,
-    "aws_cloudwatch_log_stream": 3, "aws_cloudwatch_metric_alarm": 36, "aws_cognito_resource_server": 1,
+    "aws_cloudwatch_log_stream": 3, "aws_cloudwatch_metric_alarm": 37, "aws_cognito_resource_server": 1,
     "aws_cognito_user_pool": 1, "aws_cognito_user_pool_client": 3, "aws_cognito_user_pool_domain": 1,
     "aws_dynamodb_table": 3, "aws_iam_role": 9, "aws_iam_role_policy": 9, "aws_kinesis_firehose_delivery_stream": 1,
     "aws_kinesis_stream": 1, "aws_kms_alias": 1, "aws_kms_key": 1, "aws_lambda_event_source_mapping": 3,
@@ -42,7 +42,7 @@ def test_aws_mode_plans_offline_with_fake_credentials(tmp_path, placeholder_zips
     assert {tuple(c["change"]["actions"]) for c in changes} == {("create",)}
     counted = Counter(c["type"] for c in changes)
     assert dict(counted) == EXPECTED, dict(counted)
-    assert sum(counted.values()) == 129
+    assert sum(counted.values()) == 130
     # no data source had to be read from AWS: the account and the network came from variables
     assert not [c for c in plan["resource_changes"] if c["mode"] == "data" and c["type"] in (
         "aws_caller_identity", "aws_vpc", "aws_subnets")]

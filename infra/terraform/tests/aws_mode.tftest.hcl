@@ -590,14 +590,14 @@ run "every_alarm_notifies_the_alerts_topic" {
     condition = (length(aws_cloudwatch_metric_alarm.stream) == 5 && length(aws_cloudwatch_metric_alarm.consumer_iterator_age) == 3
       && length(aws_cloudwatch_metric_alarm.queue_depth) == 4 && length(aws_cloudwatch_metric_alarm.function_errors) == 7
       && length(aws_cloudwatch_metric_alarm.function_throttles) == 7 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
-    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 36)
-    error_message = "36 alarms: the stream (5), each consumer's lag (3), every failures queue and the quarantine (4), each function's errors and throttles (14), the API (1), the table (4), Firehose (4), large-order deliveries (1)"
+    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 37 && length(aws_cloudwatch_metric_alarm.pre_token_generation_errors) == 1)
+    error_message = "37 alarms: the stream (5), each consumer's lag (3), every failures queue and the quarantine (4), each function's errors and throttles (14), the API (1), the table (4), Firehose (4), large-order deliveries (1), the Cognito trigger's errors (1)"
   }
   assert {
     condition = alltrue([for alarm in concat(values(aws_cloudwatch_metric_alarm.stream), values(aws_cloudwatch_metric_alarm.consumer_iterator_age),
       values(aws_cloudwatch_metric_alarm.queue_depth), values(aws_cloudwatch_metric_alarm.function_errors), values(aws_cloudwatch_metric_alarm.function_throttles),
       [aws_cloudwatch_metric_alarm.api_5xx], values(aws_cloudwatch_metric_alarm.table_throttles), values(aws_cloudwatch_metric_alarm.firehose),
-      [aws_cloudwatch_metric_alarm.large_orders_delivery]) :
+      [aws_cloudwatch_metric_alarm.large_orders_delivery], aws_cloudwatch_metric_alarm.pre_token_generation_errors) :
       alarm.alarm_actions == toset([aws_sns_topic.alerts.arn]) && alarm.ok_actions == toset([aws_sns_topic.alerts.arn])
     && alarm.actions_enabled != false && contains(["breaching", "notBreaching"], alarm.treat_missing_data)])
     error_message = "every alarm notifies the alerts topic when it goes to ALARM and when it is OK again, and says how it treats missing data"
@@ -793,8 +793,8 @@ run "the_dashboard_shows_every_alarm_and_what_it_watches" {
     error_message = "the API's 5xx are on a widget"
   }
   assert {
-    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 36
-    error_message = "an alarm status widget over all 36 alarms, and 14 metric widgets"
+    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 37
+    error_message = "an alarm status widget over all 37 alarms, and 14 metric widgets"
   }
 }
 
