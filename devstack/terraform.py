@@ -317,12 +317,14 @@ def destroy(
 
 
 def run_module_tests(state_dir: str | os.PathLike[str], *, variables: dict[str, Any] | None = None,
-                     say: Say = print) -> tuple[bool, str]:
+                     files: tuple[str, ...] = (), say: Say = print) -> tuple[bool, str]:
     """``terraform test`` of infra/terraform (its ``tests/*.tftest.hcl``: plans of AWS mode
-    against a mocked provider, offline); returns whether every run passed, and the output."""
+    and emulator mode against a mocked provider, offline), or only of ``files`` (e.g.
+    ``tests/emulator_mode.tftest.hcl``); returns whether every run passed, and the output."""
     workspace = _workspace("http://127.0.0.1:9", state_dir)  # the tests mock the provider: no endpoint is used
     _init_if_needed(workspace, say)
     args = [f"-var={name}={value}" for name, value in (variables or {}).items()]
+    args += [f"-filter={name}" for name in files]
     code, text = workspace.run("test", "-no-color", *args, ok_codes=(0, 1))
     return code == 0, text
 

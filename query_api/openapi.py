@@ -2,7 +2,7 @@
 
 It documents every route of the HTTP API (the ingest route included); the contract test
 ``tests/contract/test_openapi_routes.py`` proves its paths equal Terraform's routes, and
-``tests/integration/test_api_schema.py`` sends generated requests to every operation of
+``tests/e2e/test_stack_openapi.py`` sends generated requests to every operation of
 the local stack and checks each answer against it. Patterns and limits come from the
 constants the code checks with, so the two cannot drift apart.
 """

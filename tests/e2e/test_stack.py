@@ -15,7 +15,6 @@ import requests
 
 from devstack import stack
 from devstack.demo import count_stored, queue_depth, verify_through_api
-from devstack.emulator import free_port
 from devstack.runtime.client import wait_until_drained
 from pipeline.kaggle import read_invoices
 from scripts.replay_kaggle import replay
@@ -26,14 +25,9 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    config = stack.StackConfig(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port(),
-    )
-    info = stack.up(config, say=lambda line: None)
-    yield config, info
-    stack.down(config, quiet=True)
+def running(local_stack):
+    """The package's stack (tests/e2e/conftest.py), still empty: this module runs first."""
+    return local_stack
 
 
 _clients: dict = {}

@@ -2,7 +2,7 @@
 
 schemathesis generates requests for every operation of the document (valid ones and
 invalid ones) and sends them to the local gateway of a Terraform-applied stack with the
-bundled sample loaded, so the GET routes answer real invoices and customers. Every
+bundled sample loaded (the e2e package's stack, after test_stack.py), so the GET routes answer real invoices and customers. Every
 answer must be no server error, a status code the document lists for the operation,
 the content type it lists, and a body its schema accepts.
 
@@ -25,8 +25,6 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from devstack import stack
-from devstack.emulator import free_port
 from devstack.runtime.client import wait_until_drained
 from pipeline.kaggle import read_invoices
 from query_api.openapi import DOCUMENT
@@ -43,19 +41,14 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory):
-    config = stack.StackConfig(
-        state_dir=tmp_path_factory.mktemp("stack"),
-        emulator_port=free_port(), gateway_port=free_port(), admin_port=free_port(),
-    )
-    try:
-        info = stack.up(config, say=lambda line: None)
-        stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False, token=producer_token(config.state_dir))
-        assert stats.ok, stats.first_problems
-        wait_until_drained(config.admin_url, since=time.time(), timeout=120)
-        yield config, info
-    finally:
-        stack.down(config, quiet=True)
+def running(local_stack):
+    """The package's stack (tests/e2e/conftest.py) with the sample loaded (a replay changes
+    nothing if test_stack.py already sent it)."""
+    config, info = local_stack
+    stats = replay(str(SAMPLE), endpoint=config.api_url, progress=False, token=producer_token(config.state_dir))
+    assert stats.ok, stats.first_problems
+    wait_until_drained(config.admin_url, since=time.time(), timeout=120)
+    return config, info
 
 
 @pytest.fixture(scope="module")
