@@ -65,8 +65,9 @@ resource "aws_dynamodb_table" "invoices" {
 }
 
 # Who produced each invoice (ingest/ownership.py): the first producer to send an invoice
-# owns it; the ingest function claims each invoice with one conditional PutItem before
-# its events go onto the stream.
+# owns it; the ingest function claims each new invoice with one conditional PutItem before
+# its events go onto the stream (owners already recorded are read with BatchGetItem: they
+# never change, so a resent invoice needs no write).
 resource "aws_dynamodb_table" "invoice_owners" {
   #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS-owned key, or with kms_key_arn when set. The check cannot see a key given by a variable.
   name         = "${var.name_prefix}-invoice-owners"

@@ -31,9 +31,10 @@ locals {
         resources = [aws_kinesis_stream.events.arn]
       },
       {
-        # ingest/ownership.py: one conditional put_item per invoice (claim or confirm its producer)
+        # ingest/ownership.py: one conditional put_item per new invoice (the claim); batch_get_item
+        # reads the owners already recorded, so a resent invoice needs no write
         sid       = "ClaimInvoices"
-        actions   = ["dynamodb:PutItem"]
+        actions   = ["dynamodb:BatchGetItem", "dynamodb:PutItem"]
         resources = [aws_dynamodb_table.invoice_owners.arn]
       },
     ]

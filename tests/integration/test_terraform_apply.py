@@ -395,7 +395,7 @@ def test_roles_are_least_privilege(deployed):
     assert ingest == {
         "WriteOwnLogs": ingest["WriteOwnLogs"], "WriteTraces": ingest["WriteTraces"],
         "PutEvents": ({"kinesis:PutRecords", "kinesis:ListShards"}, {out["stream_arn"]}),
-        "ClaimInvoices": ({"dynamodb:PutItem"},
+        "ClaimInvoices": ({"dynamodb:BatchGetItem", "dynamodb:PutItem"},
                           {f"arn:aws:dynamodb:eu-west-1:123456789012:table/{out['invoice_owners_table_name']}"}),
     }
     writer = _statements(iam, "invoice-writer")

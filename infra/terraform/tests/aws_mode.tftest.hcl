@@ -876,8 +876,8 @@ run "every_route_but_the_document_needs_a_token_with_its_scopes" {
     error_message = "the authorizer accepts the user pool's three app clients"
   }
   assert {
-    condition     = [for s in local.role_statements["ingest"] : s.actions if s.sid == "ClaimInvoices"] == [["dynamodb:PutItem"]]
-    error_message = "ingest only puts (claims) items in the owners table"
+    condition     = [for s in local.role_statements["ingest"] : s.actions if s.sid == "ClaimInvoices"] == [["dynamodb:BatchGetItem", "dynamodb:PutItem"]]
+    error_message = "ingest only reads owners and puts (claims) items in the owners table"
   }
   assert {
     condition     = aws_lambda_function.function["ingest"].environment[0].variables["SHOPSTREAM_API_AUTH"] == "jwt" && aws_lambda_function.function["query-api"].environment[0].variables["SHOPSTREAM_API_AUTH"] == "jwt"
