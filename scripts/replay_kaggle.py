@@ -349,15 +349,48 @@ def replay(
 ) -> ReplayStats:
     """Replay ``source``; returns the statistics (see :class:`ReplayStats`). ``token``: the
     producer's access token sent with every request (default: ``$SHOPSTREAM_TOKEN``)."""
-    token = token if token is not None else os.environ.get(ENV_TOKEN) or None
     resolve_sources(source)  # fail early and clearly on a bad path
+    grouper = InvoiceGrouper(window)
+    total = count_rows(source) if progress and limit is None and not (date_from or date_to) else None
+    stats = deliver(in_window(read_invoices(source, grouper, encoding=encoding), date_from, date_to, limit),
+                    source=source, endpoint=endpoint, stream=stream, rate=rate, speedup=speedup,
+                    batch_events=batch_events, batch_bytes=batch_bytes, concurrency=concurrency, progress=progress,
+                    token=token, progress_total=total, rows_read=lambda: grouper.rows_read,
+                    source_errors=lambda: len(grouper.errors))
+    stats.source_errors = len(grouper.errors)
+    for error in grouper.errors[:10]:
+        stats.note(f"unreadable row {error}")
+    return stats
+
+
+def deliver(
+    events: Iterable[InvoiceEvent],
+    *,
+    source: str,
+    endpoint: str | None = DEFAULT_ENDPOINT,
+    stream: str | None = None,
+    rate: float | None = None,
+    speedup: float | None = None,
+    batch_events: int = DEFAULT_BATCH_EVENTS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    concurrency: int = 4,
+    progress: bool = True,
+    token: str | None = None,
+    progress_total: int | None = None,
+    rows_read: Callable[[], int] | None = None,
+    source_errors: Callable[[], int] = lambda: 0,
+) -> ReplayStats:
+    """Send ``events`` (any iterable, read as it is sent) paced, batched and retried as a
+    replay is; ``source`` names them in the statistics. The progress bar counts
+    ``rows_read()`` against ``progress_total`` (default: the lines of the events read)."""
+    token = token if token is not None else os.environ.get(ENV_TOKEN) or None
     stats = ReplayStats(source=source, target=f"stream {stream}" if stream else f"{endpoint}/events",
                         mode=f"rate {rate}/s" if rate else f"speedup x{speedup:g}" if speedup else "max")
     lock = threading.Lock()
     sender = StreamSender(stream, stats, lock) if stream else HttpSender(endpoint or DEFAULT_ENDPOINT, stats, lock,
                                                                                   token=token)
-    grouper = InvoiceGrouper(window)
-    bar = _progress_bar(count_rows(source) if progress and limit is None and not (date_from or date_to) else None, progress)
+    position = rows_read or (lambda: stats.lines_read)
+    bar = _progress_bar(progress_total, progress)
     source_total = Decimal(0)
 
     def counted(events: Iterable[InvoiceEvent]) -> Iterator[InvoiceEvent]:
@@ -371,26 +404,23 @@ def replay(
     started = time.monotonic()
     in_flight: deque[Future] = deque()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="replay") as pool:
-        events = counted(in_window(read_invoices(source, grouper, encoding=encoding), date_from, date_to, limit))
+        events = counted(events)
         for batch in batches(schedule(events, rate=rate, speedup=speedup), max_events=batch_events, max_bytes=batch_bytes):
             while len(in_flight) >= concurrency * 2:  # backpressure: never read far ahead of the pipeline
                 in_flight.popleft().result()
             in_flight.append(pool.submit(sender.send, batch))
             if bar is not None:
-                bar.update(grouper.rows_read - bar.n)
+                bar.update(position() - bar.n)
                 elapsed = max(time.monotonic() - started, 1e-6)
                 bar.set_postfix_str(
                     f"{stats.events_sent / elapsed:,.0f} ev/s  {stats.lines_sent / elapsed:,.0f} lines/s  "
-                    f"errors {stats.rejected_items + stats.failed_events + len(grouper.errors)}", refresh=False)
+                    f"errors {stats.rejected_items + stats.failed_events + source_errors()}", refresh=False)
         for future in in_flight:
             future.result()
     if bar is not None:
-        bar.update(grouper.rows_read - bar.n)
+        bar.update(position() - bar.n)
         bar.close()
     stats.elapsed_s = round(time.monotonic() - started, 3)
-    stats.source_errors = len(grouper.errors)
-    for error in grouper.errors[:10]:
-        stats.note(f"unreadable row {error}")
     stats.source_total = money_str(source_total)
     return stats
 
