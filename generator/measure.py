@@ -228,7 +228,8 @@ def measure(path: str) -> dict:
     groups = defaultdict(list)
     for day, n in per_day.items():
         groups[(day.weekday(), day.month)].append(n)
-    cv = statistics.mean(statistics.pstdev(v) / statistics.mean(v) for v in groups.values() if len(v) >= 3)
+    cvs = [statistics.pstdev(v) / statistics.mean(v) for v in groups.values() if len(v) >= 3]
+    cv = statistics.mean(cvs) if cvs else 0.0
     closed = []
     day = days[0]
     while day <= days[-1]:
@@ -261,7 +262,8 @@ def measure(path: str) -> dict:
         "calendar": {"invoices_per_day": round(mean_per_day, 3),
                      "weekday_factor": {w: round(weekday_invoices[w] / trading[w] / mean_per_day, 4) if trading[w] else 0.0
                                         for w in range(7)},
-                     "month_factor": {m: round(month_invoices[m] / month_days[m] / mean_per_day, 4) for m in range(1, 13)},
+                     "month_factor": {m: round(month_invoices[m] / month_days[m] / mean_per_day, 4) if month_days[m] else 0.0
+                                      for m in range(1, 13)},
                      "daily_cv": round(cv, 4), "closed_weekdays": closed},
         "hours": {w: dict(sorted(hours[w].items())) for w in range(7) if hours[w]},
         "customers": {"count": len(customers), "first_id": customers[0], "last_id": customers[-1],
@@ -311,7 +313,7 @@ def _ranked(counter: Counter) -> list[list]:
 
 def _np_code(rows: list[tuple[str, int, Decimal]]) -> dict:
     descriptions = Counter(d for d, _, _ in rows if d)
-    return {"description": max(descriptions.items(), key=lambda kv: (kv[1], kv[0]))[0],
+    return {"description": max(descriptions.items(), key=lambda kv: (kv[1], kv[0]))[0] if descriptions else "",
             # the quantities seen more than once (DOT once had 1,000: postage is not bought by the thousand)
             "quantities": [[q, n] for q, n in _ranked(Counter(abs(q) for _, q, _ in rows))[:5] if n > 1],
             "prices": _table(Counter(abs(p) for _, _, p in rows), 4, money=True)}

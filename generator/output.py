@@ -97,6 +97,12 @@ class Written:
             self.adjustments += 1
         self.cents += invoice.cents
 
+    def follow(self, invoices: Iterable[Invoice]) -> Iterator[Invoice]:
+        """Count ``invoices`` as they pass (when nothing is written)."""
+        for invoice in invoices:
+            self.count(invoice)
+            yield invoice
+
 
 class _File:
     """One output file, written under a temporary name and renamed when closed."""

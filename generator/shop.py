@@ -299,12 +299,11 @@ class Shop:
             country = self._anonymous["dotcom"].draw(random)
             lines = self._order(kind, country)
         elif kind == "cancel":
-            index, ordered = self._recent[int(random() * len(self._recent))]
+            lines, index = self._cancellation(kind, None)
             customer, country = self.customers.number(index), self.customers.country(index)
-            lines = self._cancellation(kind, country, ordered)
         elif kind == "cancel_anonymous":
             country = self._anonymous["cancel_anonymous"].draw(random)
-            lines = self._cancellation(kind, country, ())
+            lines, _ = self._cancellation(kind, country)
         elif kind == "note":
             country = NO_CUSTOMER_COUNTRY
             lines = [self._note()]
@@ -373,26 +372,37 @@ class Shop:
             lines.append(self._non_product_line(code, negative=False))
         return lines
 
-    def _cancellation(self, kind: str, country: str, ordered: tuple[Line, ...]) -> list[Line]:
-        """A ``C`` invoice: most lines undo (part of) a line of ``ordered``, an order the
-        customer placed lately; the others, products bought earlier than that."""
-        alone, added = self._extras(kind, country)
-        if alone is not None:
-            return [self._non_product_line(alone, negative=True)]
+    def _cancellation(self, kind: str, country: str | None) -> tuple[list[Line], int]:
+        """A ``C`` invoice and its customer. A customer's (``country`` None): most lines undo
+        (part of) a line of an order the customer placed lately, one large enough for them
+        (large cancellations undo large orders); the others, products bought before that.
+        An anonymous one (``country`` given): products, or a fee or charge."""
         rnd = self._rnd
         random = rnd.random
         count = max(1, self._lines[kind].rounded(random()))
-        known = sum(1 for _ in range(count) if random() < self._known) if ordered else 0
+        index, ordered = -1, ()
+        if country is None:
+            known = sum(1 for _ in range(count) if random() < self._known)
+            for _ in range(4):  # a few tries for an order with enough lines
+                index, ordered = self._recent[int(random() * len(self._recent))]
+                if len(ordered) >= known:
+                    break
+            country = self.customers.country(index)
+        else:
+            known = 0
+        alone, added = self._extras(kind, country)
+        if alone is not None:
+            return [self._non_product_line(alone, negative=True)], index
         lines = []
         for line in rnd.sample(ordered, min(known, len(ordered))):
             q = line.quantity if line.quantity <= 1 or random() < self._full else 1 + int(random() * (line.quantity - 1))
             lines.append(Line(line.item, -q, line.price))
-        for _ in range(count - len(lines)):
+        for _ in range(count - known):
             product: Product = self.catalogue.draw(random)
             lines.append(Line(product.item, -self._quantities["sale"][product.band](random), product.list))
         for code in added:
             lines.append(self._non_product_line(code, negative=True))
-        return lines
+        return lines, index
 
     def _note(self) -> Line:
         """A stock note: a product, a few units in or (mostly) out, at price 0."""
