@@ -3,6 +3,7 @@
     shopstream up [--warehouse postgresql://…]   # emulator + terraform apply + local runtime, then return
     shopstream status                            # what runs, consumer positions, schedules
     shopstream replay data.zip --speedup 3600
+    shopstream generate --seed 1 --days 30 --out gen/ | --post --rate 20   # synthetic data like the real
     shopstream sql "select count(*) from fact_invoice_lines" [--format table|json|csv]
     shopstream reconcile --data data.zip [--json]  # source vs DynamoDB vs archive vs warehouse
     shopstream backfill --from 2011-01-01 --to 2011-01-31
@@ -131,6 +132,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if not args.token and not os.environ.get(ENV_TOKEN) and not getattr(args, "stream", None):
             issuer = LocalIssuer.load(config.state_dir)
             args.token = issuer.token(producer="replay") if issuer else None
+    return run(args)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from generator.cli import run
+
+    if args.post and not args.endpoint:  # the local stack's API, with a producer's token of its issuer
+        config = _config(args)
+        if not stack.is_running(config):
+            print("generate: the local stack is not up; run `shopstream up` first, or give --endpoint", file=sys.stderr)
+            return 2
+        args.endpoint = config.api_url
+        if not args.token and not os.environ.get(ENV_TOKEN):
+            issuer = LocalIssuer.load(config.state_dir)
+            args.token = issuer.token(producer="generator") if issuer else None
     return run(args)
 
 
@@ -379,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay = add_command("replay", help="replay Kaggle/UCI Online Retail data into the running stack")
     replay_parser(replay)
     replay.set_defaults(func=cmd_replay)
+
+    from generator.cli import build_parser as generate_parser
+
+    generate = add_command("generate", help="synthetic shop data shaped like the real set, reproducible by seed: "
+                                            "daily files, or POSTed live to the stack")
+    generate_parser(generate)
+    generate.set_defaults(func=cmd_generate)
 
     sql = add_command("sql", help="run one SQL statement (Redshift's dialect) on the warehouse")
     sql.add_argument("query", help='e.g. "select * from mv_top_products_by_country where country = \'France\' '
