@@ -41,6 +41,10 @@ data "aws_secretsmanager_random_password" "warehouse_admin" {
 
   password_length     = 32
   exclude_punctuation = true # Redshift refuses ' " \ / @ and spaces in passwords
+  # Redshift wants an upper-case letter, a lower-case letter and a digit. Without this a
+  # password could be drawn without a digit (about 1 in 280 of 32 alphanumerics), and the
+  # apply then failed at master_password_wo
+  require_each_included_type = true
 }
 
 resource "aws_secretsmanager_secret" "warehouse_admin" {

@@ -66,6 +66,7 @@ def test_aws_mode_plans_what_the_assertions_describe(tmp_path, placeholder_zips)
         "a_large_order_threshold_is_a_positive_amount": "pass",
         "locally_tokens_are_checked_against_the_local_issuer": "pass",
         "no_auth_serves_every_route_without_a_token_and_tells_the_functions": "pass",
+        "the_local_warehouse_password_has_every_kind_of_character_redshift_wants": "pass",
     }
 
 

@@ -62,3 +62,14 @@ run "no_auth_serves_every_route_without_a_token_and_tells_the_functions" {
     error_message = "the API functions are told (pipeline/auth.py: every caller is anonymous, nothing is refused for its token)"
   }
 }
+
+run "the_local_warehouse_password_has_every_kind_of_character_redshift_wants" {
+  command = plan
+
+  assert {
+    condition = (data.aws_secretsmanager_random_password.warehouse_admin[0].require_each_included_type
+      && data.aws_secretsmanager_random_password.warehouse_admin[0].exclude_punctuation
+    && data.aws_secretsmanager_random_password.warehouse_admin[0].password_length == 32)
+    error_message = "the password always holds an upper-case letter, a lower-case letter and a digit, and no punctuation"
+  }
+}
