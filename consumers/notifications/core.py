@@ -38,7 +38,7 @@ from pipeline.events import InvoiceEvent, money_display, money_str
 CONSUMER = "order-notifier"
 SUBJECT_LIMIT = 100  # SNS: ASCII, no line breaks, at most 100 characters
 
-log = logging.getLogger("shopstream.notifications")
+log = logging.getLogger(__name__)  # consumers.*: JSON through the function's logger (pipeline/logs.py)
 
 
 class Ledger(Protocol):

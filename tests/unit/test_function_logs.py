@@ -18,7 +18,7 @@ from tests.unit.test_producer import FakeKinesis, events, producer
 from tests.unit.test_repository_writes import FakeConnection
 
 HANDLER_MODULES = ["ingest.handler", "consumers.invoices.handler", "consumers.archive.handler", "firehose.handler",
-                   "warehouse.merge.handler", "query_api.handler"]
+                   "warehouse.merge.handler", "query_api.handler", "consumers.notifications.handler", "identity.handler"]
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +74,24 @@ def test_every_handler_sets_its_logger_up_for_the_repositorys_packages(module):
     for name in PACKAGES - {handler.logger.name}:
         package = logging.getLogger(name)
         assert package.handlers == handler.logger.handlers and not package.propagate, name
+
+
+def test_a_second_announcement_is_logged_as_one_json_object():
+    from consumers.notifications.store import InMemoryLedger
+    from tests.unit.test_order_notifier import MemoryPublisher, large, notifier, record
+
+    out = io.StringIO()
+    function_logger(service="order-notifier", logger_handler=logging.StreamHandler(out))
+
+    class RecordedMeanwhile(InMemoryLedger):  # another delivery recorded the invoice while this one published
+        def announced(self, invoice_no):
+            return False
+
+        def record(self, invoice_no, **kwargs):
+            super().record(invoice_no, **kwargs)
+            return False
+
+    notifier(RecordedMeanwhile(), MemoryPublisher()).handle(record(large()))
+    [line] = json_lines(out.getvalue())
+    assert (line["name"], line["level"], line["service"]) == ("consumers.notifications.core", "WARNING", "order-notifier")
+    assert "536365" in line["message"]
