@@ -21,6 +21,23 @@ resource "aws_iam_role" "function" {
 }
 
 locals {
+  # What each stream consumer's event source mapping reads the stream with (it uses the
+  # function's role; the actions of AWSLambdaKinesisExecutionRole).
+  stream_reader_statements = [
+    {
+      sid = "ReadEvents"
+      actions = [
+        "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
+        "kinesis:DescribeStreamSummary", "kinesis:ListShards",
+      ]
+      resources = [aws_kinesis_stream.events.arn]
+    },
+    {
+      sid       = "ListStreams" # no resource-level permissions for this action
+      actions   = ["kinesis:ListStreams"]
+      resources = ["*"]
+    },
+  ]
   # Statements per function, on top of writing its own logs.
   function_statements = {
     "ingest" = [
@@ -38,22 +55,7 @@ locals {
         resources = [aws_dynamodb_table.invoice_owners.arn]
       },
     ]
-    "invoice-writer" = [
-      {
-        # what the event source mapping reads the stream with (it uses this role; the
-        # actions of AWSLambdaKinesisExecutionRole)
-        sid = "ReadEvents"
-        actions = [
-          "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
-          "kinesis:DescribeStreamSummary", "kinesis:ListShards",
-        ]
-        resources = [aws_kinesis_stream.events.arn]
-      },
-      {
-        sid       = "ListStreams" # no resource-level permissions for this action
-        actions   = ["kinesis:ListStreams"]
-        resources = ["*"]
-      },
+    "invoice-writer" = concat(local.stream_reader_statements, [
       {
         # dynamo_models/repository.py: batch_write_item, nothing else (pynamodb builds the
         # table's description from the model: no DescribeTable)
@@ -67,23 +69,8 @@ locals {
         actions   = ["sqs:SendMessage"]
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["invoice-writer"].arn]
       },
-    ]
-    "archive-writer" = [
-      {
-        # what the event source mapping reads the stream with (it uses this role; the
-        # actions of AWSLambdaKinesisExecutionRole)
-        sid = "ReadEvents"
-        actions = [
-          "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
-          "kinesis:DescribeStreamSummary", "kinesis:ListShards",
-        ]
-        resources = [aws_kinesis_stream.events.arn]
-      },
-      {
-        sid       = "ListStreams" # no resource-level permissions for this action
-        actions   = ["kinesis:ListStreams"]
-        resources = ["*"]
-      },
+    ])
+    "archive-writer" = concat(local.stream_reader_statements, [
       {
         # consumers/archive/store.py: put_object
         sid       = "WriteArchive"
@@ -96,23 +83,8 @@ locals {
         actions   = ["sqs:SendMessage"]
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["archive-writer"].arn]
       },
-    ]
-    "order-notifier" = [
-      {
-        # what the event source mapping reads the stream with (it uses this role; the
-        # actions of AWSLambdaKinesisExecutionRole)
-        sid = "ReadEvents"
-        actions = [
-          "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
-          "kinesis:DescribeStreamSummary", "kinesis:ListShards",
-        ]
-        resources = [aws_kinesis_stream.events.arn]
-      },
-      {
-        sid       = "ListStreams" # no resource-level permissions for this action
-        actions   = ["kinesis:ListStreams"]
-        resources = ["*"]
-      },
+    ])
+    "order-notifier" = concat(local.stream_reader_statements, [
       {
         # consumers/notifications/store.py DynamoLedger: get_item, then a conditional put_item
         sid       = "KeepLedger"
@@ -131,7 +103,7 @@ locals {
         actions   = ["sqs:SendMessage"]
         resources = [aws_sqs_queue.quarantine.arn, aws_sqs_queue.consumer_failures["order-notifier"].arn]
       },
-    ]
+    ])
     "firehose-transform" = [] # a pure function of its input: logs only
     "warehouse-merge" = [
       {
