@@ -75,6 +75,7 @@ FUNCTIONS: dict[str, Function] = {
     "firehose-transform": Function("firehose-transform.zip", "firehose.handler"),
     "order-notifier": Function("order-notifier.zip", "consumers.notifications.handler"),
     "warehouse-merge": Function("warehouse-merge.zip", "warehouse.merge.handler"),
+    "batch": Function("batch.zip", "batch.handler"),
 }
 
 # Layer key (infra/terraform local.layers) -> its zip, requirements and what it provides.

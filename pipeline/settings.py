@@ -31,6 +31,10 @@ ENV_SIZE_LARGE_FROM = "SHOPSTREAM_SIZE_LARGE_FROM"
 ENV_NOTIFICATIONS_TABLE = "SHOPSTREAM_NOTIFICATIONS_TABLE"
 ENV_LARGE_ORDERS_TOPIC_ARN = "SHOPSTREAM_LARGE_ORDERS_TOPIC_ARN"
 ENV_LARGE_ORDER_FROM = "SHOPSTREAM_LARGE_ORDER_FROM"
+ENV_DROP_BUCKET = "SHOPSTREAM_DROP_BUCKET"
+ENV_DROP_ARCHIVE_BUCKET = "SHOPSTREAM_DROP_ARCHIVE_BUCKET"
+ENV_FILES_TABLE = "SHOPSTREAM_FILES_TABLE"
+ENV_FILE_OUTCOMES_TOPIC_ARN = "SHOPSTREAM_FILE_OUTCOMES_TOPIC_ARN"
 # Set by the Lambda service (AWS_REGION) or, locally, by the local runtime
 # (AWS_ENDPOINT_URL, the standard variable boto3 itself honours).
 ENV_REGION = "AWS_REGION"
@@ -46,6 +50,11 @@ FUNCTION_ENV: Mapping[str, frozenset[str]] = {
     "firehose-transform": frozenset({ENV_SIZE_MEDIUM_FROM, ENV_SIZE_LARGE_FROM}),
     "order-notifier": frozenset({ENV_NOTIFICATIONS_TABLE, ENV_LARGE_ORDERS_TOPIC_ARN, ENV_LARGE_ORDER_FROM,
                                  ENV_QUARANTINE_QUEUE_URL}),
+    # daily files dropped in S3 (batch/): read, grouped, checked against the warehouse's
+    # dimensions, put on the stream; one outcome message per file; the file then archived
+    "batch": frozenset({ENV_STREAM_NAME, ENV_DROP_BUCKET, ENV_DROP_ARCHIVE_BUCKET, ENV_FILES_TABLE,
+                        ENV_FILE_OUTCOMES_TOPIC_ARN, ENV_QUARANTINE_QUEUE_URL, ENV_REDSHIFT_DATABASE,
+                        ENV_REDSHIFT_CLUSTER, ENV_REDSHIFT_WORKGROUP, ENV_REDSHIFT_SECRET_ARN}),
     # one of the cluster and the workgroup is empty: the warehouse is one or the other
     "warehouse-merge": frozenset({ENV_REDSHIFT_DATABASE, ENV_REDSHIFT_CLUSTER, ENV_REDSHIFT_WORKGROUP,
                                   ENV_REDSHIFT_SECRET_ARN}),
@@ -92,6 +101,10 @@ class Settings:
     notifications_table: str | None = None
     large_orders_topic_arn: str | None = None
     large_order_from: Decimal = DEFAULT_LARGE_ORDER_FROM
+    drop_bucket: str | None = None
+    drop_archive_bucket: str | None = None
+    files_table: str | None = None
+    file_outcomes_topic_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +142,10 @@ class Settings:
             notifications_table=env.get(ENV_NOTIFICATIONS_TABLE) or None,
             large_orders_topic_arn=env.get(ENV_LARGE_ORDERS_TOPIC_ARN) or None,
             large_order_from=sizes[ENV_LARGE_ORDER_FROM],
+            drop_bucket=env.get(ENV_DROP_BUCKET) or None,
+            drop_archive_bucket=env.get(ENV_DROP_ARCHIVE_BUCKET) or None,
+            files_table=env.get(ENV_FILES_TABLE) or None,
+            file_outcomes_topic_arn=env.get(ENV_FILE_OUTCOMES_TOPIC_ARN) or None,
         )
 
     def redshift_target(self) -> dict[str, str]:
@@ -149,6 +166,10 @@ class Settings:
                 "redshift_database": ENV_REDSHIFT_DATABASE,
                 "notifications_table": ENV_NOTIFICATIONS_TABLE,
                 "large_orders_topic_arn": ENV_LARGE_ORDERS_TOPIC_ARN,
+                "drop_bucket": ENV_DROP_BUCKET,
+                "drop_archive_bucket": ENV_DROP_ARCHIVE_BUCKET,
+                "files_table": ENV_FILES_TABLE,
+                "file_outcomes_topic_arn": ENV_FILE_OUTCOMES_TOPIC_ARN,
             }.get(attribute, attribute)
             raise ConfigurationError(f"{env_name} is not set")
         return value
