@@ -9,7 +9,8 @@
     shopstream backfill --from 2011-01-01 --to 2011-01-31
     shopstream dashboard [--port 8090] [--static FILE]   # the sales dashboard on 127.0.0.1, or a snapshot
     shopstream token --customer 17850 | --staff | --producer NAME   # an access token for the HTTP API
-    shopstream notifications [--topic large-orders|alerts] [--json]   # what SNS was sent
+    shopstream drop FILE… [--no-wait] [--json]                         # daily files into the drop bucket
+    shopstream notifications [--topic large-orders|file-outcomes|alerts] [--json]   # what SNS was sent
     shopstream down
     shopstream demo [--data PATH] [--report FILE]   # up, replay, drain, summary, down
     shopstream --version
@@ -243,6 +244,55 @@ def cmd_redrive(args: argparse.Namespace) -> int:
                dry_run=args.dry_run, as_json=args.json)
 
 
+def cmd_drop(args: argparse.Namespace) -> int:
+    from batch.store import DynamoFileLedger
+    from devstack import drops
+    from pipeline.errors import SourceError
+
+    config = _config(args)
+    info = stack.require_running(config)
+    bucket, table = info.outputs.get("drop_bucket_name"), info.outputs.get("dropped_files_table_name")
+    if not bucket or not table:
+        print("drop: the deployment has no drop bucket (deployed before this version? shopstream down && "
+              "shopstream up)", file=sys.stderr)
+        return 2
+    try:
+        files = drops.csv_files(args.files)
+    except SourceError as exc:
+        print(f"drop: {exc}", file=sys.stderr)
+        return 2
+    client = stack.clients(config)
+    try:
+        dropped = drops.upload(client("s3"), bucket, files,
+                               progress=(lambda key: print(f"  dropped s3://{bucket}/{key}", file=sys.stderr))
+                               if len(files) <= 20 else (lambda key: None))
+    except SourceError as exc:
+        print(f"drop: {exc}", file=sys.stderr)
+        return 2
+    print(f"drop: {len(dropped)} file(s) in s3://{bucket}/transactions/", file=sys.stderr)
+    if not args.wait:
+        return 0
+    done = {"n": 0}
+
+    def progress(item) -> None:
+        done["n"] += 1
+        if len(dropped) > 20 and (done["n"] % 25 == 0 or done["n"] == len(dropped)):
+            print(f"  {done['n']}/{len(dropped)} files loaded", file=sys.stderr)
+
+    try:
+        drops.wait_for_outcomes(DynamoFileLedger(client("dynamodb"), table), dropped, timeout=args.timeout,
+                                progress=progress)
+    except TimeoutError as exc:
+        print(f"drop: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([{"file": d.path, "key": d.key, "sha256": d.sha256, **(d.outcome or {})} for d in dropped],
+                         indent=2))
+    else:
+        print(drops.format_outcomes(dropped))
+    return 0 if all((d.outcome or {}).get("status") == "loaded" for d in dropped) else 1
+
+
 def cmd_notifications(args: argparse.Namespace) -> int:
     from devstack.notifications import TOPICS, NotificationsError, fetch, format_messages
 
@@ -427,8 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
     redrive_parser(redrive, local=True)
     redrive.set_defaults(func=cmd_redrive)
 
-    notes = add_command("notifications", help="what the SNS topics were sent: large orders (default) or alerts")
-    notes.add_argument("--topic", choices=("large-orders", "alerts"), default="large-orders",
+    drop = add_command("drop", help="upload daily transaction files (CSV) to the drop bucket, under the "
+                                    "hive-style key of their dates, and wait for each file's outcome")
+    drop.add_argument("files", nargs="+", metavar="FILE", help="CSV files, directories of them, or glob patterns")
+    drop.add_argument("--no-wait", dest="wait", action="store_false",
+                      help="return once uploaded, without waiting for the loader's outcomes")
+    drop.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for every outcome (default 1800)")
+    drop.add_argument("--json", action="store_true", help="each file's outcome as JSON")
+    drop.set_defaults(func=cmd_drop)
+
+    notes = add_command("notifications", help="what the SNS topics were sent: large orders (default), file "
+                                              "outcomes or alerts")
+    notes.add_argument("--topic", choices=("large-orders", "file-outcomes", "alerts"), default="large-orders",
                        help="which topic (default large-orders: one message per invoice from large_order_threshold)")
     notes.add_argument("--json", action="store_true", help="every message whole, as JSON")
     notes.set_defaults(func=cmd_notifications)

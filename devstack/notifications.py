@@ -13,7 +13,8 @@ from typing import Any
 from devstack.emulator.published import CONTROL_PATH
 
 # --topic NAME → the Terraform output holding the topic's ARN
-TOPICS = {"large-orders": "large_orders_topic_arn", "alerts": "alerts_topic_arn"}
+TOPICS = {"large-orders": "large_orders_topic_arn", "file-outcomes": "file_outcomes_topic_arn",
+          "alerts": "alerts_topic_arn"}
 
 
 class NotificationsError(RuntimeError):

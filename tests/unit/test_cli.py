@@ -23,7 +23,7 @@ COMMANDS = {  # a command with its required arguments
     "sql": ["sql", "select 1"], "reconcile": ["reconcile", "--data", "x.csv"],
     "backfill": ["backfill", "--from", "2011-01-01", "--to", "2011-01-31"], "dashboard": ["dashboard"],
     "demo": ["demo"], "redrive": ["redrive"], "token": ["token", "--staff"], "notifications": ["notifications"],
-    "generate": ["generate"],
+    "generate": ["generate"], "drop": ["drop", "x.csv"],
 }
 
 
