@@ -42,6 +42,7 @@ import io
 import json
 import logging
 import operator
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,9 +50,12 @@ from decimal import Decimal
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_plus
 
-from pipeline.errors import SourceError, SourceRowError
+from pipeline.errors import SourceError
 from pipeline.events import InvoiceEvent, money_str, size_problem
 from pipeline.kaggle import COLUMNS, InvoiceGrouper, parse_text_row
+from pipeline.transactions import COLUMNS as TRANSACTION_COLUMNS
+from pipeline.transactions import TransactionGrouper
+from pipeline.transactions import parse_row as parse_transaction_row
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,7 @@ CONTINUATIONS_PREFIX = "continuations/"
 SEND_EVENTS = 250  # invoice events per producer call (about 5,000 lines)
 MAX_REASONS = 20  # distinct rejection reasons a message lists; the rest are counted together
 CONSUMER = "batch"
+_QUOTED = re.compile(r" '[^']*'")
 
 
 # ---- ports ----------------------------------------------------------------------------
@@ -125,7 +130,7 @@ def reason_class(reason: str) -> str:
     (``Quantity: must be an integer, got 'x'`` → ``Quantity: must be an integer``)."""
     parts = []
     for part in reason.split("; "):
-        part = part.split(", got ", 1)[0]
+        part = _QUOTED.sub("", part.split(", got ", 1)[0])  # the values, which differ row by row
         if part.startswith("invoice ") and " was complete" in part:
             part = "invoice was complete: a late row outside the grouping window"
         elif part.startswith("invoice ") and " has customer " in part:
@@ -194,11 +199,12 @@ class Outcome:
 class FileLoader:
     def __init__(self, files: Files, ledger: Ledger, publisher: Publisher, producer: Producer,
                  quarantine: Quarantine, *, drop_bucket: str, archive_bucket: str,
-                 send_events: int = SEND_EVENTS):
+                 dimensions: Any = None, send_events: int = SEND_EVENTS):
         self.files, self.ledger, self.publisher = files, ledger, publisher
         self.producer, self.quarantine = producer, quarantine
         self.drop_bucket, self.archive_bucket = drop_bucket, archive_bucket
         self.send_events = send_events
+        self.dimensions = dimensions  # pipeline.transactions.Dimensions, for the transaction layout
 
     # ---- entry points -------------------------------------------------------------
 
@@ -246,8 +252,6 @@ class FileLoader:
               emitted: dict[str, str], should_pause: Callable[[], bool], line_base: int = 0) -> Outcome:
         """Rows from byte ``offset`` on (physical line ``line_base`` of the file) onto the stream."""
         name = f"s3://{file.bucket}/{file.key}"
-        grouper = InvoiceGrouper()
-        grouper._emitted = emitted  # invoices an earlier part sent: a late row of one is refused, not re-sent
         pending: list[InvoiceEvent] = []
         with self.files.open(file.bucket, file.key, offset) as fh:
             lines = _CountingLines(fh, offset)
@@ -255,12 +259,11 @@ class FileLoader:
             try:
                 if header is None:
                     header = self._header(reader, name)
-                getter = _getter(header, name)
+                layout = self._layout(header, name, emitted)
             except SourceError as exc:
                 return self._failed(file, sha256, counts, str(exc))
             width = len(header)
             row_start, row_line = lines.position, reader.line_num
-            previous_invoice: str | None = None
             rows_before = counts.rows  # a part always makes progress before it may pause
             while True:
                 try:
@@ -276,18 +279,16 @@ class FileLoader:
                 if not values:
                     row_start, row_line = lines.position, reader.line_num
                     continue
-                parsed = None
+                parsed: Any = None
                 if len(values) == width:
-                    parsed = parse_text_row(*getter(values))
-                    if (not isinstance(parsed, list) and parsed.invoice_no != previous_invoice
-                            and parsed.invoice_no not in grouper._open and counts.rows > rows_before
+                    parsed = layout.parse(values)
+                    if (not isinstance(parsed, list) and layout.starts_new(parsed) and counts.rows > rows_before
                             and should_pause()):
                         # an invoice boundary: what is open is complete as far as this part can tell
-                        pending.extend(grouper.flush())
-                        self._take_errors(grouper, counts)
+                        pending.extend(layout.flush())
                         self._send(pending, counts, force=True)
                         return self._pause(file, sha256, row_start, line_base + row_line, header, counts,
-                                           grouper._emitted)
+                                           layout.emitted)
                 counts.rows += 1
                 if parsed is None:
                     self._quarantine_row(counts, name, line, f"expected {width} fields, found {len(values)}",
@@ -296,15 +297,28 @@ class FileLoader:
                     self._quarantine_row(counts, name, line, "; ".join(f"{p.field}: {p.reason}" for p in parsed),
                                          _row_bytes(values))
                 else:
-                    previous_invoice = parsed.invoice_no
-                    pending.extend(grouper.add(name, line, parsed))
-                    self._take_errors(grouper, counts)
+                    events, refused = layout.add(name, line, parsed)
+                    pending.extend(events)
+                    if refused is not None:
+                        self._quarantine_row(counts, name, line, refused, _row_bytes(values))
                     self._send(pending, counts)
                 row_start, row_line = lines.position, reader.line_num
-        pending.extend(grouper.flush())
-        self._take_errors(grouper, counts)
+        pending.extend(layout.flush())
         self._send(pending, counts, force=True)
         return self._loaded(file, sha256, counts)
+
+    def _layout(self, header: list[str], name: str, emitted: dict[str, str]):
+        if all(c in header for c in COLUMNS):
+            return _KaggleLayout(header, emitted)
+        if all(c in header for c in TRANSACTION_COLUMNS):
+            if self.dimensions is None:
+                raise SourceError(f"{name}: the transaction layout needs the warehouse's dimensions, which this "
+                                  "loader was not given")
+            return _TransactionLayout(header, emitted, self.dimensions)
+        missing = [c for c in COLUMNS if c not in header]
+        raise SourceError(f"{name}:1: neither layout: missing column(s) {', '.join(missing)} of the Kaggle layout "
+                          f"({', '.join(COLUMNS)}), or columns of the transaction layout "
+                          f"({', '.join(TRANSACTION_COLUMNS)})")
 
     @staticmethod
     def _header(reader, name: str) -> list[str]:
@@ -337,11 +351,6 @@ class FileLoader:
         counts.lines += sum(len(e.lines) for e in events)
         counts.total += sum((e.total for e in events), Decimal(0))
         pending.clear()
-
-    def _take_errors(self, grouper: InvoiceGrouper, counts: Counts) -> None:
-        while grouper.errors:
-            error: SourceRowError = grouper.errors.pop(0)
-            self._quarantine_row(counts, error.source, error.line, error.reason, b"")
 
     def _quarantine_row(self, counts: Counts, source: str, line: int, reason: str, data: bytes) -> None:
         counts.rejected += 1
@@ -398,11 +407,63 @@ class FileLoader:
         return Outcome(file, "already", Counts.from_dict(done["counts"]), message_id=done.get("message_id"))
 
 
-def _getter(header: list[str], name: str):
-    missing = [c for c in COLUMNS if c not in header]
-    if missing:
-        raise SourceError(f"{name}:1: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-    return operator.itemgetter(*[header.index(c) for c in COLUMNS])
+class _KaggleLayout:
+    """The Kaggle (UCI Online Retail) layout: rows carry their product's description and their
+    customer's country, so they introduce new products and customers themselves."""
+
+    def __init__(self, header: list[str], emitted: dict[str, str]):
+        self._get = operator.itemgetter(*[header.index(c) for c in COLUMNS])
+        self._grouper = InvoiceGrouper()
+        self._grouper._emitted = emitted  # invoices an earlier part sent: a late row of one is refused, not re-sent
+        self._previous: str | None = None
+
+    @property
+    def emitted(self) -> dict[str, str]:
+        return self._grouper._emitted
+
+    def parse(self, values: list[str]) -> Any:
+        return parse_text_row(*self._get(values))
+
+    def starts_new(self, parsed: Any) -> bool:
+        return parsed.invoice_no != self._previous and parsed.invoice_no not in self._grouper._open
+
+    def add(self, source: str, line: int, parsed: Any) -> tuple[list[InvoiceEvent], str | None]:
+        self._previous = parsed.invoice_no
+        events = self._grouper.add(source, line, parsed)
+        refused = None
+        if self._grouper.errors:
+            refused = "; ".join(e.reason for e in self._grouper.errors)
+            self._grouper.errors.clear()
+        return events, refused
+
+    def flush(self) -> list[InvoiceEvent]:
+        return self._grouper.flush()
+
+
+class _TransactionLayout:
+    """The transaction layout (:mod:`pipeline.transactions`), joined to the warehouse's dimensions."""
+
+    def __init__(self, header: list[str], emitted: dict[str, str], dimensions: Any):
+        self._get = operator.itemgetter(*[header.index(c) for c in TRANSACTION_COLUMNS])
+        self._grouper = TransactionGrouper()
+        self._grouper.ended = emitted
+        self._dimensions = dimensions
+
+    @property
+    def emitted(self) -> dict[str, str]:
+        return self._grouper.ended
+
+    def parse(self, values: list[str]) -> Any:
+        return parse_transaction_row(self._get(values), self._dimensions)
+
+    def starts_new(self, parsed: Any) -> bool:
+        return parsed.version_key != self._grouper._key
+
+    def add(self, source: str, line: int, parsed: Any) -> tuple[list[InvoiceEvent], str | None]:
+        return self._grouper.add(f"{source}:{line}", parsed)
+
+    def flush(self) -> list[InvoiceEvent]:
+        return self._grouper.flush()
 
 
 def _row_bytes(values: list[str]) -> bytes:

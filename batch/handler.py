@@ -8,13 +8,14 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from batch.core import FileLoader, files_of
-from batch.store import DynamoFileLedger, S3Files
+from batch.store import DynamoFileLedger, S3Files, WarehouseDimensions
 from consumers.notifications.store import SnsPublisher
 from consumers.quarantine import SqsQuarantine
 from ingest.producer import KinesisProducer
 from pipeline.clients import make_client
 from pipeline.logs import function_logger
 from pipeline.settings import Settings
+from warehouse.data_api import DataApiExecutor
 
 logger = function_logger()
 metrics = Metrics()
@@ -24,10 +25,22 @@ metrics = Metrics()
 PAUSE_WHEN_LEFT_MS = 90_000
 
 
-@lru_cache(maxsize=1)
 def loader() -> FileLoader:
+    """The loader, with the dimensions read afresh in each invocation (as they stand after the latest
+    merge); its clients are built once per cold start."""
+    root, warehouse = _root()
+    root.dimensions = WarehouseDimensions(warehouse)
+    return root
+
+
+@lru_cache(maxsize=1)
+def _root() -> tuple[FileLoader, DataApiExecutor]:
     """The composition root, built once per cold start."""
     settings = Settings.from_env()
+    target = settings.redshift_target()
+    warehouse = DataApiExecutor(make_client("redshift-data", settings), database=settings.require("redshift_database"),
+                                cluster_id=target.get("cluster_id"), workgroup=target.get("workgroup"),
+                                secret_arn=settings.redshift_secret_arn, timeout=120.0)
     return FileLoader(
         S3Files(make_client("s3", settings)),
         DynamoFileLedger(make_client("dynamodb", settings), settings.require("files_table")),
@@ -36,7 +49,7 @@ def loader() -> FileLoader:
         SqsQuarantine(make_client("sqs", settings), settings.require("quarantine_queue_url")),
         drop_bucket=settings.require("drop_bucket"),
         archive_bucket=settings.require("drop_archive_bucket"),
-    )
+    ), warehouse
 
 
 @logger.inject_lambda_context

@@ -198,3 +198,78 @@ def test_s3_notification_keys_are_url_decoded():
 def test_reason_classes_leave_out_the_values():
     assert reason_class("Quantity: must be an integer, got 'six'") == "Quantity: must be an integer"
     assert reason_class("expected 8 fields, found 5") == "wrong number of fields"
+
+
+# ---- the transaction layout -------------------------------------------------------------
+
+TRANSACTIONS = "transaction_id,customer_id,product_id,quantity,price,transaction_date,payment_type,status\n"
+
+
+def transaction_world(world):
+    from batch.store import KnownDimensions
+
+    loader = world[0]
+    loader.dimensions = KnownDimensions({"85123A": "WHITE HANGING HEART T-LIGHT HOLDER", "POST": "POSTAGE"},
+                                        {"17850": "United Kingdom", "12583": "France"})
+    return world
+
+
+def test_a_hostile_transaction_file_lands_row_by_row_where_the_rules_say(world):
+    # GIVEN a transaction-layout file with a good transaction in two versions (the older one late),
+    # unknown products and customers, malformed rows and a late row of an ended version
+    loader, files, _, topic, stream, quarantine = transaction_world(world)
+    body = TRANSACTIONS + "".join([
+        "T1,17850,85123A,6,2.55,2023-03-15 10:00:00,card,completed\n",      # 2
+        "T1,17850,POST,1,18.00,2023-03-15 10:00:00,card,completed\n",       # 3: same version, a 2nd line
+        "T2,12583,85123A,2,2.55,2023-03-15,cash,Pending\n",                 # 4
+        "T3,17850,NOPE-1,1,1.00,2023-03-15,card,completed\n",               # 5: unknown product
+        "T4,99999,85123A,1,2.55,2023-03-15,card,completed\n",               # 6: unknown customer
+        "T5,17850,85123A,lots,2.55,2023-03-15,card,completed\n",            # 7: bad quantity
+        "T6,17850,85123A,1,2.55,yesterday,card,shipped\n",                  # 8: bad date, bad status
+        "T7,17850,85123A,1\n",                                               # 9: short row
+        "T1,17850,85123A,6,2.55,2023-03-14 09:00:00,card,pending\n",        # 10: an older version, late
+        "T1,17850,85123A,1,2.55,2023-03-15 10:00:00,card,completed\n",      # 11: a late row of the first version
+    ])
+    files.objects[(DROP, "transactions/t.csv")] = body.encode()
+    # WHEN it is loaded
+    outcome = loader.handle(DroppedFile(DROP, "transactions/t.csv"))
+    # THEN the usable versions are events with their status, joined to the dimensions
+    assert outcome.status == "loaded"
+    sent = [(e.invoice_no, e.status, e.invoice_date, len(e.lines)) for e in stream.events]
+    assert sent == [("T1", "completed", "2023-03-15T10:00:00", 2), ("T2", "pending", "2023-03-15T00:00:00", 1),
+                    ("T1", "pending", "2023-03-14T09:00:00", 1)]
+    t1 = stream.events[0]
+    assert t1.country == "United Kingdom" and t1.lines[0].description == "WHITE HANGING HEART T-LIGHT HOLDER"
+    assert stream.events[2].version < t1.version  # the sinks keep T1's completed version
+    # and every other row is quarantined at its line, with its reason
+    reasons = {q["source"]["line"]: q["reason"] for q in quarantine.rows}
+    assert sorted(reasons) == [5, 6, 7, 8, 9, 11]
+    assert "unknown product 'NOPE-1'" in reasons[5] and "unknown customer '99999'" in reasons[6]
+    assert "quantity" in reasons[7] and "transaction_date" in reasons[8] and "status: must be one of" in reasons[8]
+    assert "expected 8 fields, found 4" in reasons[9] and "ended at an earlier row" in reasons[11]
+    body = topic.messages[0]["body"]
+    assert (body["rows"], body["invoices"], body["lines"], body["rejected"]) == (10, 3, 4, 6)
+    assert body["rejected_by_reason"]["product_id: unknown product: not in the warehouse's dim_products"] == 1
+    assert Decimal(body["total"]) == Decimal("15.30") + Decimal("18.00") + Decimal("5.10") + Decimal("15.30")
+
+
+def test_a_transaction_file_without_dimensions_to_check_against_fails_loudly(world):
+    loader, files, _, topic, stream, _ = world
+    files.objects[(DROP, "transactions/t.csv")] = (TRANSACTIONS + "T1,17850,85123A,6,2.55,2023-03-15,card,completed\n").encode()
+    outcome = loader.handle(DroppedFile(DROP, "transactions/t.csv"))
+    assert outcome.status == "failed" and "dimensions" in outcome.error and stream.events == []
+
+
+def test_a_transaction_file_paused_between_versions_continues_to_the_same_events(world):
+    loader, files, _, topic, stream, _ = transaction_world(world)
+    rows = [f"T{n},17850,85123A,{n},2.55,2023-03-{1 + n % 28:02d},card,completed\n" for n in range(1, 60)]
+    files.objects[(DROP, "transactions/t.csv")] = (TRANSACTIONS + "".join(rows)).encode()
+    calls = {"n": 0}
+
+    def should_pause() -> bool:
+        calls["n"] += 1
+        return calls["n"] % 9 == 0
+
+    outcomes = drain(loader, files, DroppedFile(DROP, "transactions/t.csv"), should_pause=should_pause)
+    assert len(outcomes) > 3 and [e.invoice_no for e in stream.events] == [f"T{n}" for n in range(1, 60)]
+    assert topic.messages[0]["body"]["invoices"] == 59
