@@ -210,10 +210,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     try:
         sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
                                        execute=stack.warehouse_executor(config, info).execute, say=progress)
+        aside = reconcile.loader_quarantined(stack.clients(config), info.outputs)
     except _unreachable() as exc:
         print(f"reconcile: a sink could not be read: {exc}", file=sys.stderr)
         return 2
-    report = reconcile.reconcile(source, sinks, problems)
+    report = reconcile.reconcile(source, sinks, problems, aside)
     print(json.dumps(report.to_dict(), indent=2) if args.json else reconcile.format_report(report))
     return 0 if report.ok else 1
 

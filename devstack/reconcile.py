@@ -96,13 +96,15 @@ class Report:
     source: Figures
     sinks: dict[str, Comparison]
     source_problems: int = 0
+    loader_quarantined: int = 0  # rows of dropped files the file loader (batch/) set aside
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.sinks.values())
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"ok": self.ok, "source": {**self.source.to_dict(), "unreadable_rows": self.source_problems}}
+        out: dict[str, Any] = {"ok": self.ok, "source": {**self.source.to_dict(), "unreadable_rows": self.source_problems},
+                               "dropped_files": {"rows_quarantined": self.loader_quarantined}}
         for name, comparison in self.sinks.items():
             out[name] = {**comparison.figures.to_dict(), "ok": comparison.ok,
                          "differing_countries": comparison.countries,
@@ -267,8 +269,15 @@ def compare(sink: str, source: Figures, figures: Figures) -> Comparison:
     return Comparison(sink, figures, countries, differing[:FIRST_DIFFERENCES], len(differing), lost, extra)
 
 
-def reconcile(source: Figures, sinks: dict[str, Figures], source_problems: int = 0) -> Report:
-    return Report(source, {name: compare(name, source, figures) for name, figures in sinks.items()}, source_problems)
+def reconcile(source: Figures, sinks: dict[str, Figures], source_problems: int = 0, loader_quarantined: int = 0) -> Report:
+    return Report(source, {name: compare(name, source, figures) for name, figures in sinks.items()}, source_problems,
+                  loader_quarantined)
+
+
+def loader_quarantined(clients: Callable[[str], Any], outputs: dict[str, Any]) -> int:
+    """Rows of dropped files the file loader quarantined (``source.consumer`` = ``batch``): unusable rows,
+    and rows naming a product or customer the warehouse does not know."""
+    return quarantine_counts(clients("sqs"), outputs.get("quarantine_queue_url")).get("batch", 0)
 
 
 def format_report(report: Report) -> str:
@@ -280,6 +289,9 @@ def format_report(report: Report) -> str:
         f"  {'source':<10} {len(s.invoices):>9,} {s.lines:>9,} {money_display(s.revenue):>16}   "
         f"{report.source_problems:,} unreadable rows",
     ]
+    if report.loader_quarantined:
+        lines.append(f"  {'drops':<10} {report.loader_quarantined:,} rows of dropped files quarantined by the file "
+                     "loader, each with its file, line and reason (not in the source's figures)")
     for name, c in report.sinks.items():
         f = c.figures
         aside = ", ".join(f"{count:,} {what.replace('_', ' ')}" for what, count in f.set_aside.items()) or "-"
