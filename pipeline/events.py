@@ -32,6 +32,20 @@ Wire format (``schema_version`` 1), as JSON::
 * The flags are derived from the data; if a producer sends them they must agree.
 * ``event_id`` is a digest of the content, so the same invoice always has the same id
   and a replay is recognisable as such.
+* ``status`` is optional, one of :data:`STATUSES` (read case-insensitively, stored
+  lowercase), and present on the wire only when set: an event without one is byte for
+  byte what it was before the field existed, with the same ``event_id``. A status is
+  content: the same invoice with another status has another ``event_id``.
+
+Versions. Some sources (daily transaction files) deliver several versions of one
+transaction over time (pending, then completed, then refunded). Where a source carries a
+status, an event's version (:attr:`InvoiceEvent.version`) is ``(invoice_date, status
+rank)`` as one string that sorts in version order, e.g. ``"2023-03-15T10:00:00/1"``; the
+rank, the position in :data:`STATUSES`, only orders two versions with the same date. The
+newest version wins everywhere (DynamoDB, the warehouse), whatever order the versions
+arrive in: an older version delivered late is skipped. Without a status the version is
+``""`` and versions of an invoice are ordered by delivery (the Kinesis sequence), as
+before.
 """
 from __future__ import annotations
 
@@ -49,6 +63,9 @@ from pipeline.errors import InvalidEvent, Problem
 
 SCHEMA_VERSION = 1
 EVENT_TYPE = "invoice"
+# lifecycle order: used only to order two versions of a transaction with the same date
+STATUSES = ("pending", "completed", "failed", "cancelled", "refunded")
+_STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 MAX_LINES_PER_INVOICE = 10_000
 MAX_QUANTITY = 10**9
 MAX_PRICE = Decimal(10**9)
@@ -79,7 +96,7 @@ _TOP_FIELDS = frozenset(
     {
         "schema_version", "event_type", "event_id", "invoice_no", "invoice_date",
         "customer_id", "country", "is_cancellation", "is_adjustment",
-        "has_non_product_lines", "lines",
+        "has_non_product_lines", "lines", "status",
     }
 )
 _LINE_FIELDS = frozenset({"line_no", "stock_code", "description", "quantity", "unit_price", "invoice_date"})
@@ -242,6 +259,7 @@ class InvoiceEvent:
     customer_id: str | None
     country: str
     lines: tuple[InvoiceLine, ...]
+    status: str | None = None  # one of STATUSES, lowercase; None for sources without one
     # serialisation memo: validating the event id and then sending the event encode once
     _wire: tuple[str, str, str] | None = field(default=None, init=False, repr=False, compare=False, hash=False)
     _non_product: bool | None = field(default=None, init=False, repr=False, compare=False, hash=False)
@@ -277,13 +295,22 @@ class InvoiceEvent:
     def event_id(self) -> str:
         return self._serialize()[0]
 
+    @property
+    def version(self) -> str:
+        """``""`` without a status, else ``"<invoice_date>/<status rank>"``: a string that
+        sorts lexicographically in version order (the module docstring, "Versions")."""
+        if self.status is None:
+            return ""
+        return f"{self.invoice_date}/{_STATUS_RANK[self.status]}"
+
     # ---- wire format ----------------------------------------------------------------
     def _serialize(self) -> tuple[str, str, str]:
         """``(event_id, header JSON members, lines JSON array)``, computed once.
 
         The event id is the first 32 hex digits of the SHA-256 of the canonical content
         JSON: ``{"invoice_no":…,"invoice_date":…,"customer_id":…,"country":…,"lines":[…]}``
-        in that order, compact, UTF-8, lines as in :meth:`InvoiceLine.to_json_text`.
+        in that order, compact, UTF-8, lines as in :meth:`InvoiceLine.to_json_text`; an
+        event with a status has ``"status":…`` after ``country`` (absent otherwise).
         """
         if self._wire is not None:
             return self._wire
@@ -292,6 +319,8 @@ class InvoiceEvent:
             f'"invoice_no":{_json_str(self.invoice_no)},"invoice_date":"{self.invoice_date}",'
             f'"customer_id":{customer},"country":{_json_str(self.country)}'
         )
+        if self.status is not None:
+            header += f',"status":"{self.status}"'
         lines = "[" + ",".join(line.to_json_text() for line in self.lines) + "]"
         digest = hashlib.sha256(f'{{{header},"lines":{lines}}}'.encode()).hexdigest()[:32]
         result = (digest, header, lines)
@@ -465,6 +494,20 @@ def normalize_customer_id(value: Any) -> str | None | Problem:
     return text
 
 
+def normalize_status(value: Any) -> str | None | Problem:
+    """A transaction status in its one spelling (lowercase, one of :data:`STATUSES`);
+    None or absent → None."""
+    if value is None:
+        return None
+    accepted = ", ".join(STATUSES)
+    if not isinstance(value, str):
+        return Problem("status", f"must be one of {accepted} or null, got {type(value).__name__}")
+    status = value.strip().lower()
+    if status not in _STATUS_RANK:
+        return Problem("status", f"must be one of {accepted}, got {shown(value)}")
+    return status
+
+
 def _text(value: Any, field: str, problems: list[Problem], *, required: bool = True) -> str | None:
     if value is None or (value == "" and not required):
         if required:
@@ -522,6 +565,10 @@ def _parse_event(data: Any, path: str) -> InvoiceEvent:
         customer = None
 
     country = _text(data.get("country"), f"{p}country", problems)
+    status = normalize_status(data.get("status"))
+    if isinstance(status, Problem):
+        problems.append(Problem(f"{p}status", status.reason))
+        status = None
 
     raw_lines = data.get("lines")
     lines: list[InvoiceLine] = []
@@ -554,6 +601,7 @@ def _parse_event(data: Any, path: str) -> InvoiceEvent:
         customer_id=customer,  # type: ignore[arg-type]
         country=country,  # type: ignore[arg-type]
         lines=tuple(lines),
+        status=status,
     )
     _check_derived(data, event, p)
     return event
@@ -651,10 +699,16 @@ def build_event(
     customer_id: str | None,
     country: str,
     lines: Iterable[tuple[str, str | None, int, Decimal, str]],
+    *,
+    status: str | None = None,
 ) -> InvoiceEvent:
     """Assemble an event from already-validated source lines
     ``(stock_code, description, quantity, unit_price, invoice_date)`` in source order;
-    line numbers are positions, the invoice date is the earliest line's."""
+    line numbers are positions, the invoice date is the earliest line's. ``status`` (any
+    case) must be one of :data:`STATUSES` or None (:class:`InvalidEvent` otherwise)."""
+    checked = normalize_status(status)
+    if isinstance(checked, Problem):
+        raise InvalidEvent([checked])
     rows = list(lines)
     invoice_date = min(row[4] for row in rows)
     return InvoiceEvent(
@@ -666,4 +720,5 @@ def build_event(
             InvoiceLine(i, code, desc, qty, price, None if when == invoice_date else when)
             for i, (code, desc, qty, price, when) in enumerate(rows, start=1)
         ),
+        status=checked,
     )

@@ -17,10 +17,11 @@ def line(line_no: int = 1, stock_code: str = "85123A", description: str | None =
 
 
 def event(invoice_no: str = "536365", *, invoice_date: str = "2010-12-01T08:26:00", customer_id: str | None = "17850",
-          country: str = "United Kingdom", lines: list[InvoiceLine] | None = None, n_lines: int = 2) -> InvoiceEvent:
+          country: str = "United Kingdom", lines: list[InvoiceLine] | None = None, n_lines: int = 2,
+          status: str | None = None) -> InvoiceEvent:
     if lines is None:
         lines = [line(i, stock_code=f"2{i:04d}", unit_price=f"{i}.25") for i in range(1, n_lines + 1)]
-    return InvoiceEvent(invoice_no, invoice_date, customer_id, country, tuple(lines))
+    return InvoiceEvent(invoice_no, invoice_date, customer_id, country, tuple(lines), status)
 
 
 def event_dict(**overrides: Any) -> dict[str, Any]:

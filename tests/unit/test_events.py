@@ -1,13 +1,14 @@
 """The invoice event contract (pipeline/events.py)."""
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 
 import pytest
 
 from pipeline.errors import InvalidEvent
-from pipeline.events import InvoiceEvent, money_str
+from pipeline.events import STATUSES, InvoiceEvent, build_event, money_str
 from tests.factories import event, event_dict, line
 
 
@@ -156,3 +157,60 @@ def test_money_display_groups_thousands_and_stays_exact(value, text):
     from pipeline.events import money_display
 
     assert money_display(value) == text
+
+
+# ---- status and version (sources that deliver several versions of a transaction) --------
+
+
+def _versioned(status: str | None, invoice_date: str = "2023-03-15T10:00:00") -> InvoiceEvent:
+    return build_event("T1001", "17850", "United Kingdom",
+                       [("85123A", "HOLDER", 2, Decimal("2.55"), invoice_date)], status=status)
+
+
+def test_an_event_without_a_status_is_unchanged_on_the_wire():
+    # GIVEN an event built without a status
+    plain = event()
+    # WHEN it is serialised
+    wire = plain.to_json()
+    # THEN no status key appears, the digest is the pre-status content digest, and the version is empty
+    assert b"status" not in wire
+    content = ('{"invoice_no":"536365","invoice_date":"2010-12-01T08:26:00","customer_id":"17850",'
+               '"country":"United Kingdom","lines":' + plain.lines_json() + "}")
+    assert plain.event_id == hashlib.sha256(content.encode()).hexdigest()[:32]
+    assert plain.version == "" and plain.status is None
+    assert InvoiceEvent.from_json(wire) == plain
+
+
+def test_a_status_round_trips_and_is_part_of_the_content():
+    # GIVEN a completed transaction, its status given in capitals
+    done = _versioned("COMPLETED")
+    # WHEN it crosses the wire
+    back = InvoiceEvent.from_json(done.to_json())
+    # THEN the status is kept lowercase, and another status is another event id
+    assert json.loads(done.to_json())["status"] == "completed"
+    assert back == done and back.status == "completed"
+    assert done.event_id != _versioned("pending").event_id != _versioned(None).event_id
+
+
+@pytest.mark.parametrize("bad", ["shipped", "", 3])
+def test_a_status_outside_the_lifecycle_is_refused_naming_the_accepted_values(bad):
+    # GIVEN an event whose status is not one of STATUSES
+    # WHEN it is read
+    with pytest.raises(InvalidEvent) as exc:
+        InvoiceEvent.from_dict(event_dict(status=bad))
+    # THEN the problem is on status and lists the accepted values
+    assert "pending, completed, failed, cancelled, refunded" in fields(exc)["status"]
+    with pytest.raises(InvalidEvent):
+        _versioned("shipped")
+
+
+def test_versions_sort_by_date_then_lifecycle_rank():
+    # GIVEN versions of one transaction
+    pending, completed = _versioned("pending"), _versioned("completed")
+    refunded_next_day = _versioned("refunded", "2023-03-16T09:00:00")
+    pending_next_day = _versioned("pending", "2023-03-16T09:00:00")
+    # THEN the version strings order them: date first, then rank
+    assert pending.version == "2023-03-15T10:00:00/0"
+    assert completed.version == "2023-03-15T10:00:00/1"
+    assert "" < pending.version < completed.version < pending_next_day.version < refunded_next_day.version
+    assert [STATUSES.index(s) for s in ("pending", "completed", "failed", "cancelled", "refunded")] == [0, 1, 2, 3, 4]
