@@ -20,10 +20,15 @@ def _transaction(status: str | None, invoice_date: str = "2023-03-15T10:00:00", 
 def repository(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    meta = InvoiceItem.Meta
+    bound = (meta.table_name, meta.region, getattr(meta, "host", None))
     with mock_aws():
         bind_models("versions-test", "eu-west-1", None)
         InvoiceItem.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
-        yield InvoiceRepository(InvoiceItem, max_attempts=2, sleep=lambda s: None)
+        try:
+            yield InvoiceRepository(InvoiceItem, max_attempts=2, sleep=lambda s: None)
+        finally:
+            bind_models(*bound)  # later tests see the model as it was bound before
 
 
 def test_a_later_version_replaces_an_earlier_one(repository):
