@@ -12,7 +12,6 @@ from typing import Any
 
 from pipeline.auth import SCOPE_EVENTS_WRITE, SCOPE_INVOICES_READ, SCOPE_INVOICES_READ_OWN
 from pipeline.events import (
-    STATUSES,
     _CUSTOMER_ID,
     _INVOICE_NO,
     _ISO_DATETIME,
@@ -20,6 +19,7 @@ from pipeline.events import (
     MAX_PRICE_DECIMALS,
     MAX_QUANTITY,
     MAX_TEXT,
+    STATUSES,
 )
 from query_api.core import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 
