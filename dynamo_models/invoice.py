@@ -23,6 +23,9 @@ Attributes derivable from others are not stored (cancellation and adjustment com
 the invoice number, ``parts`` is absent for the usual single part): each attribute costs
 on every write, in pynamodb, on the wire and in DynamoDB.
 
+An event with a status also stores ``status`` and ``version`` on part 0; its write is
+conditional (the repository): an older version arriving late never overwrites a newer one.
+
 Every attribute is a pure function of the invoice event (no write time, no sequence
 number), so writing the same event twice leaves the item byte-for-byte unchanged.
 """
@@ -95,6 +98,10 @@ class InvoiceItem(Model):
     has_non_product_lines = BooleanAttribute(null=True)
     line_count = NumberAttribute(null=True)
     total = DecimalAttribute(null=True)
+    # only for an event with a status (pipeline/events.py "Versions"): a versioned write is
+    # conditional on the stored version being absent, smaller or equal
+    status = UnicodeAttribute(null=True)
+    version = UnicodeAttribute(null=True)
 
     by_customer = CustomerInvoicesIndex()
 

@@ -38,6 +38,7 @@ BATCH_WRITE_LIMIT = 25
 _MISSING_TABLE = {"ResourceNotFoundException"}
 # answers about the items themselves (too large, an invalid attribute): the same request fails every time
 _REJECTED = {"ValidationException", "SerializationException"}
+_CONDITION_FAILED = "ConditionalCheckFailedException"
 _CURSOR_KEYS = {"invoice_no", "part", "customer_id", "invoice_sort"}
 _PART = re.compile(r"[0-9]{1,4}")
 _INVOICE_SORT = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})#(.+)")
@@ -60,9 +61,10 @@ class InvoiceSummary:
     is_adjustment: bool
     has_non_product_lines: bool
     event_id: str
+    status: str | None = None
 
     def to_api(self) -> dict[str, Any]:
-        return {
+        out = {
             "invoice_no": self.invoice_no,
             "invoice_date": self.invoice_date,
             "customer_id": self.customer_id,
@@ -73,6 +75,9 @@ class InvoiceSummary:
             "is_adjustment": self.is_adjustment,
             "has_non_product_lines": self.has_non_product_lines,
         }
+        if self.status is not None:
+            out["status"] = self.status
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +133,9 @@ def invoice_items(event: InvoiceEvent) -> list[InvoiceItem]:
     )
     if len(chunks) > 1:
         head.parts = len(chunks)
+    if event.status is not None:
+        head.status = event.status
+        head.version = event.version
     if event.customer_id is not None:
         head.customer_id = event.customer_id
         head.invoice_sort = f"{event.invoice_date}#{event.invoice_no}"
@@ -155,6 +163,7 @@ class InvoiceRepository:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._sleep = sleep
+        self.older_versions_skipped = 0  # versioned events not written: the table holds a newer version
 
     # -- writes --
     def put_invoices(self, events: Iterable[InvoiceEvent]) -> int:
@@ -162,16 +171,69 @@ class InvoiceRepository:
 
         Idempotent: keys and attributes are functions of the event, so a redelivered
         event rewrites identical items. Within one call the last event for an invoice
-        wins (a BatchWriteItem request must not repeat a key).
+        wins (a BatchWriteItem request must not repeat a key) — for events with a status,
+        the newest version (pipeline/events.py "Versions").
+
+        An event with a status is written on its own, conditionally: only if the invoice
+        is not stored, or its stored version is absent, smaller or equal (a redelivery).
+        An older version is skipped: logged and counted in
+        :attr:`older_versions_skipped`, not an error. Events without a status are written
+        as before, unconditionally in batches.
         """
         latest: dict[str, InvoiceEvent] = {}
         for event in events:
+            kept = latest.get(event.invoice_no)
+            if kept is not None and kept.status is not None and event.status is not None and event.version < kept.version:
+                self._skipped(event, kept.version)
+                continue
             latest.pop(event.invoice_no, None)
             latest[event.invoice_no] = event
-        requests = [item.serialize() for event in latest.values() for item in invoice_items(event)]
+        plain = [event for event in latest.values() if event.status is None]
+        requests = [item.serialize() for event in plain for item in invoice_items(event)]
         for start in range(0, len(requests), BATCH_WRITE_LIMIT):
             self._batch_write(requests[start : start + BATCH_WRITE_LIMIT])
-        return len(requests)
+        written = len(requests)
+        for event in latest.values():
+            if event.status is not None:
+                written += self._put_versioned(event)
+        return written
+
+    def _skipped(self, event: InvoiceEvent, newer: str | None) -> None:
+        self.older_versions_skipped += 1
+        log.info("skipped an older version of invoice %s", event.invoice_no,
+                 extra={"invoice_no": event.invoice_no, "version": event.version, "stored_version": newer})
+
+    def _put_versioned(self, event: InvoiceEvent) -> int:
+        """Part 0 under the version condition, then the other parts; items written (0 if skipped)."""
+        head, *rest = invoice_items(event)
+        model = self.model
+        condition = (model.invoice_no.does_not_exist() | model.version.does_not_exist()
+                     | (model.version <= event.version))
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                head.save(condition=condition)
+                break
+            except PynamoDBException as exc:
+                code = getattr(exc, "cause_response_code", None)
+                if code == _CONDITION_FAILED:
+                    self._skipped(event, None)
+                    return 0
+                self._raise_for_write(exc, code, attempt, "PutItem")
+                self._backoff(attempt)
+        requests = [item.serialize() for item in rest]
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            self._batch_write(requests[start : start + BATCH_WRITE_LIMIT])
+        return 1 + len(requests)
+
+    def _raise_for_write(self, exc: PynamoDBException, code: str | None, attempt: int, call: str) -> None:
+        table = self.model.Meta.table_name
+        if code in _MISSING_TABLE:
+            raise ConfigurationError(f"DynamoDB table {table!r} does not exist") from exc
+        if code in _REJECTED:
+            raise RejectedWrite(f"DynamoDB refused {call} on {table}: {code}: "
+                                f"{getattr(exc, 'cause_response_message', None) or exc}"[:500]) from exc
+        if attempt == self.max_attempts:
+            raise TransientError(f"{call} on {table} failed {attempt} times: {code or exc}") from exc
 
     def _batch_write(self, items: list[dict[str, Any]]) -> None:
         table = self.model.Meta.table_name
@@ -275,6 +337,7 @@ def _summary(item: InvoiceItem) -> InvoiceSummary:
         is_adjustment=is_adjustment(item.invoice_no),
         has_non_product_lines=bool(item.has_non_product_lines),
         event_id=item.event_id,
+        status=item.status,
     )
 
 

@@ -110,7 +110,8 @@ def staging_rows(event: InvoiceEvent, *, sequence: str, arrived_at: str, sizes: 
     customer = "null" if event.customer_id is None else _json_str(event.customer_id)
     middle = f',"{invoice_date}",{customer},{_json_str(event.country)},'
     flags = f'{"true" if event.is_cancellation else "false"},{"true" if event.is_adjustment else "false"},'
-    tail = f',"{sequence}","{arrived_at}"]\n'
+    status = "null" if event.status is None else f'"{event.status}"'
+    tail = f',"{sequence}","{arrived_at}",{status},"{event.version}"]\n'
     out: list[str] = []
     for line in event.lines:
         amount = line.amount

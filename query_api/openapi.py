@@ -19,6 +19,7 @@ from pipeline.events import (
     MAX_PRICE_DECIMALS,
     MAX_QUANTITY,
     MAX_TEXT,
+    STATUSES,
 )
 from query_api.core import DEFAULT_LIMIT, MAX_CURSOR_CHARS, MAX_LIMIT
 
@@ -86,6 +87,10 @@ _INVOICE_EVENT = {
         "is_cancellation": {"type": "boolean", "description": "derived (C prefix); checked when given"},
         "is_adjustment": {"type": "boolean", "description": "derived (A prefix); checked when given"},
         "has_non_product_lines": {"type": "boolean", "description": "derived; checked when given"},
+        "status": {"type": ["string", "null"], "examples": list(STATUSES),
+                   "description": f"optional transaction status, one of {', '.join(STATUSES)} (any case; stored "
+                                  "lowercase); with one, the newest version of an invoice (invoice_date, then "
+                                  "that lifecycle rank) wins wherever it is stored"},
         "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES_PER_INVOICE, "items": _LINE_IN},
     },
 }
@@ -129,6 +134,8 @@ _INVOICE = {
             "required": ["lines"],
             "properties": {
                 "total": {**_MONEY, "description": "sum of the lines' amounts"},
+                "status": {"type": "string", "enum": list(STATUSES),
+                           "description": "only for an invoice whose source carries a status"},
                 "lines": {
                     "type": "array",
                     "minItems": 1,

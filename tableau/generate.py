@@ -98,8 +98,9 @@ def migration_statements() -> list[str]:
 def read_catalog(sqls: Iterable[str] | None = None) -> dict[str, WarehouseRelation]:
     """The relations the statements leave behind (default: the migrations), by name.
 
-    CREATE TABLE gives its columns, types and NOT NULL; CREATE [MATERIALIZED] VIEW the
-    output columns of its SELECT with their inferred types; DROP removes. Any other
+    CREATE TABLE gives its columns, types and NOT NULL; ALTER TABLE … ADD COLUMN appends
+    one; CREATE [MATERIALIZED] VIEW the output columns of its SELECT with their inferred
+    types; DROP removes. Any other
     statement that changes a relation (ALTER, RENAME …) is refused rather than ignored,
     so the data sources cannot silently fall behind the schema.
     """
@@ -113,6 +114,9 @@ def read_catalog(sqls: Iterable[str] | None = None) -> dict[str, WarehouseRelati
             relation = _table(tree)
         elif isinstance(tree, exp.Create) and tree.args.get("kind") == "VIEW":
             relation = _view(tree, catalog)
+        elif (isinstance(tree, exp.Alter) and tree.args.get("kind") == "TABLE" and tree.this.name in catalog
+              and tree.args.get("actions") and all(isinstance(a, exp.ColumnDef) for a in tree.args["actions"])):
+            relation = _added_columns(catalog[tree.this.name], tree.args["actions"])  # ADD COLUMN: appended
         elif isinstance(tree, exp.Drop) and tree.args.get("kind") in ("TABLE", "VIEW"):
             for dropped in tree.args.get("tables") or [tree.this]:
                 catalog.pop(dropped.name, None)
@@ -145,6 +149,15 @@ def _table(tree: exp.Create) -> WarehouseRelation:
     primary_key = tuple(keys)
     columns = [replace(c, nullable=False) if c.name in primary_key else c for c in columns]
     return WarehouseRelation(schema.this.name, TABLE, tuple(columns), primary_key)
+
+
+def _added_columns(relation: WarehouseRelation, definitions: list[exp.ColumnDef]) -> WarehouseRelation:
+    added = []
+    for definition in definitions:
+        kinds = [c.kind for c in definition.constraints]
+        not_null = any(isinstance(k, exp.NotNullColumnConstraint) and not k.args.get("allow_null") for k in kinds)
+        added.append(WarehouseColumn(definition.name, definition.kind, nullable=not not_null))
+    return replace(relation, columns=(*relation.columns, *added))
 
 
 def _view(tree: exp.Create, catalog: dict[str, WarehouseRelation]) -> WarehouseRelation:

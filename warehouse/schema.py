@@ -11,7 +11,7 @@ One list, used everywhere the staging layout appears:
 * the staging DDL in ``warehouse/sql/``.
 
 Why arrays and a JSONPaths file rather than objects and ``JSON 'auto'``: a row as an
-object repeats its 17 column names, ~220 bytes of a ~560-byte row. The transformation's
+object repeats its column names, ~220 bytes of a ~560-byte row (measured with 17 columns). The transformation's
 response is capped at 6 MB (base64-encoded) and an invoice event's lines grow ~4.5× as
 keyed rows — a 1 MB call (Firehose's default processor buffer) came back at ~6.7 MB and
 failed. As arrays they grow ~2.2×, leaving room under the cap (measured on the full
@@ -29,6 +29,12 @@ have no leading zeros, so a longer one is a larger one and text order is stream 
 (``056…`` for today's 56-digit numbers; the longest, 129 digits, fits). An invoice always
 travels on the same shard (partition key = invoice number), so a later delivery always
 has a greater ``source_sequence``.
+
+``source_version`` is the event's version (:attr:`pipeline.events.InvoiceEvent.version`):
+``''`` for an event without a status, else ``<invoice_date>/<status rank>``, text that
+sorts in version order. The merge orders an invoice's deliveries by ``(source_version,
+source_sequence)``: the newest version wins, and among equal versions (all status-less
+events) the latest delivery, as before. ``status`` is the event's status, or null.
 """
 from __future__ import annotations
 
@@ -62,6 +68,9 @@ STAGING_COLUMNS: tuple[Column, ...] = (
     Column("is_product", "BOOLEAN"),
     Column("source_sequence", "VARCHAR(143)"),
     Column("arrived_at", "TIMESTAMP"),
+    # added by migration 007 (so last: Redshift appends added columns)
+    Column("status", "VARCHAR(16)", nullable=True),
+    Column("source_version", "VARCHAR(32)"),  # DEFAULT '' in the DDL
 )
 
 STAGING_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in STAGING_COLUMNS)

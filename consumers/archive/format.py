@@ -11,7 +11,9 @@ Objects are hive-partitioned by the invoice's date, ``<prefix>year=2011/month=01
 the partition values live in the path only. Money is exact: ``unit_price`` DECIMAL(15,6)
 and ``amount`` DECIMAL(24,6) (``warehouse.schema`` explains the bounds). ``invoice_date``
 is shop-local time without a zone, as in the event; ``line_invoice_date`` is set only for
-the rare line whose own time differs from its invoice's.
+the rare line whose own time differs from its invoice's. ``status`` is the event's status
+(pipeline/events.py "Versions"), null for an event without one and in objects written
+before the column existed (they read back with it null).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ SCHEMA = pa.schema([
     pa.field("sequence_number", pa.string(), nullable=False),
     pa.field("sub_sequence_number", pa.int32(), nullable=False),
     pa.field("arrived_at", pa.timestamp("ms", tz="UTC"), nullable=False),
+    pa.field("status", pa.string()),  # only for events with a status; objects written before it read as null
 ])
 
 
@@ -119,6 +122,7 @@ def tables_by_day(delivered: Iterable[Delivered]) -> dict[str, pa.Table]:
         cols["sequence_number"] += [item.sequence_number] * n
         cols["sub_sequence_number"] += [item.sub_sequence_number] * n
         cols["arrived_at"] += [datetime.fromtimestamp(item.arrival, tz=UTC)] * n
+        cols["status"] += [event.status] * n
     return {day: pa.table(cols, schema=SCHEMA) for day, cols in columns.items()}
 
 
@@ -171,6 +175,7 @@ def events_from_table(table: pa.Table) -> Iterator[ArchivedEvent]:
                             None if r["line_invoice_date"] is None else r["line_invoice_date"].isoformat())
                 for r in lines
             ),
+            status=first.get("status"),
         )
         if event.event_id != event_id:
             raise CorruptArchive(f"archived invoice {first['invoice_no']} does not rebuild to event {event_id} "

@@ -6,6 +6,10 @@ written to DynamoDB in one go. Nothing here retries or swallows a transient fail
 propagates, the record is reported in ``batchItemFailures`` and the event source mapping
 redelivers it. Redelivery is harmless because writes are idempotent.
 
+An event with a status (a version of a transaction) is written only if the store holds no
+newer version; an older one arriving late is skipped: counted in
+``RecordResult.older_skipped`` and logged, neither an error nor quarantined.
+
 A write DynamoDB refuses for what it holds (:class:`RejectedWrite`: a validation error,
 which fails the same way on every retry) is not retried: the record's events are written
 one by one, each one refused alone is quarantined with the store's reason, and its
@@ -34,6 +38,7 @@ class RecordResult:
     lines: int
     items: int
     quarantined: int
+    older_skipped: int = 0  # versioned events not written: the store holds a newer version
 
 
 class InvoiceWriter:
@@ -44,11 +49,21 @@ class InvoiceWriter:
     def handle(self, record: KinesisRecord) -> RecordResult:
         decoded = self._decoder.decode(record)
         events = [d.event for d in decoded.events]
+        skipped_before = self._older_skipped()
         try:
             items = self._store.put_invoices(events) if events else 0
         except RejectedWrite:
-            return self._one_by_one(record, decoded.events, decoded.quarantined)
-        return RecordResult(len(events), sum(len(e.lines) for e in events), items, decoded.quarantined)
+            result = self._one_by_one(record, decoded.events, decoded.quarantined)
+        else:
+            result = RecordResult(len(events), sum(len(e.lines) for e in events), items, decoded.quarantined)
+        skipped = self._older_skipped() - skipped_before
+        if skipped:
+            return RecordResult(result.invoices - skipped, result.lines, result.items, result.quarantined, skipped)
+        return result
+
+    def _older_skipped(self) -> int:
+        """The store's count of older versions it skipped (stores without versions: 0)."""
+        return getattr(self._store, "older_versions_skipped", 0)
 
     def _one_by_one(self, record: KinesisRecord, events: list[DecodedEvent], quarantined: int) -> RecordResult:
         written: list[InvoiceEvent] = []

@@ -44,6 +44,8 @@ def lambda_handler(event: dict, context) -> dict:
         if result.quarantined:
             totals["EventsQuarantined"] += result.quarantined
             logger.warning("quarantined events", extra={"sequence_number": record.kinesis.sequence_number, "count": result.quarantined})
+        if result.older_skipped:  # newer versions already stored: expected, not a failure
+            logger.info("older versions skipped", extra={"sequence_number": record.kinesis.sequence_number, "count": result.older_skipped})
 
     response = process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     for name, value in totals.items():  # one data point per invocation, not per record

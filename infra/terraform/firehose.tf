@@ -14,7 +14,7 @@ locals {
   warehouse_staging_columns = [
     "event_id", "invoice_no", "line_no", "invoice_date", "customer_id", "country", "stock_code", "description",
     "quantity", "unit_price", "amount", "size_class", "is_cancellation", "is_adjustment", "is_product",
-    "source_sequence", "arrived_at",
+    "source_sequence", "arrived_at", "status", "source_version",
   ]
   warehouse_jsonpaths_key = "firehose/jsonpaths/${local.warehouse_staging_table}.json"
   warehouse_copy_options  = "JSON 's3://${aws_s3_bucket.delivery.bucket}/${local.warehouse_jsonpaths_key}' GZIP TIMEFORMAT 'auto'"

@@ -69,6 +69,10 @@ def ddl() -> Ddl:
     for migration in statements.migrations():
         for sql in migration.statements:
             tree = sqlglot.parse_one(sql, read="redshift")
+            if isinstance(tree, exp.Alter) and tree.this.name in columns:  # ADD COLUMN appends
+                columns[tree.this.name].update({c.name: c.kind for c in tree.args.get("actions") or []
+                                                if isinstance(c, exp.ColumnDef)})
+                continue
             if not isinstance(tree, exp.Create):
                 continue
             if tree.args["kind"] == "TABLE":
@@ -375,11 +379,19 @@ def test_the_generator_reads_terraform_output_json(tmp_path, whole_output):
 
 
 def test_the_generator_refuses_a_schema_change_it_does_not_follow():
-    # GIVEN the migrations plus a statement that changes a table's columns
-    sqls = generate.migration_statements() + ["ALTER TABLE fact_invoice_lines ADD COLUMN channel VARCHAR(20)"]
+    # GIVEN the migrations plus a statement that changes a table's columns in a way it does not model
+    sqls = generate.migration_statements() + ["ALTER TABLE fact_invoice_lines RENAME COLUMN country TO nation"]
     # WHEN the generator reads them THEN it refuses instead of writing stale columns
     with pytest.raises(generate.CatalogError, match="ALTER TABLE fact_invoice_lines"):
         generate.read_catalog(sqls)
+
+
+def test_the_generator_appends_an_added_column():
+    # GIVEN the migrations plus an ADD COLUMN
+    sqls = generate.migration_statements() + ["ALTER TABLE fact_invoice_lines ADD COLUMN channel VARCHAR(20)"]
+    # WHEN the generator reads them THEN the fact ends with the new nullable column
+    last = generate.read_catalog(sqls)["fact_invoice_lines"].columns[-1]
+    assert (last.name, last.nullable) == ("channel", True)
 
 
 def test_the_generator_refuses_a_view_column_without_a_name():

@@ -10,12 +10,21 @@ from warehouse.schema import STAGING_COLUMN_NAMES, STAGING_COLUMNS, STAGING_TABL
 
 
 def _table(name: str) -> exp.Create:
+    """The table as the migrations leave it: its CREATE TABLE with every later
+    ``ALTER TABLE … ADD COLUMN`` appended (Redshift adds a column last)."""
+    create: exp.Create | None = None
     for migration in statements.migrations():
         for sql in migration.statements:
             tree = sqlglot.parse_one(sql, read="redshift")
             if isinstance(tree, exp.Create) and tree.this.this.name == name:
-                return tree
-    raise AssertionError(f"no CREATE TABLE {name} in warehouse/sql/migrations")
+                create = tree.copy()
+            elif isinstance(tree, exp.Alter) and tree.this.name == name and create is not None:
+                for action in tree.args.get("actions") or []:
+                    assert isinstance(action, exp.ColumnDef), f"only ADD COLUMN is modelled here: {sql}"
+                    create.this.append("expressions", action.copy())
+    if create is None:
+        raise AssertionError(f"no CREATE TABLE {name} in warehouse/sql/migrations")
+    return create
 
 
 def _columns(create: exp.Create) -> list[exp.ColumnDef]:

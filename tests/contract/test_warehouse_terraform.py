@@ -75,6 +75,12 @@ def test_the_staging_ddl_is_the_column_list():
     assert create.this.this.name == STAGING_TABLE
     columns = [(c.name, c.args["kind"].sql(dialect="redshift").upper()) for c in create.this.expressions
                if c.key == "columndef"]
+    # columns added by later migrations (ALTER TABLE ... ADD COLUMN) come last, in migration order
+    for path in sorted((ROOT / "warehouse" / "sql" / "migrations").glob("*.sql")):
+        for statement in sqlglot.parse(path.read_text(), read="redshift"):
+            if statement is not None and statement.key == "alter" and statement.this.name == STAGING_TABLE:
+                columns += [(c.name, c.args["kind"].sql(dialect="redshift").upper())
+                            for c in statement.args["actions"] if c.key == "columndef"]
     assert [name for name, _ in columns] == list(STAGING_COLUMN_NAMES)
     declared = {c.name: c.type.replace(" ", "").upper() for c in STAGING_COLUMNS}
     assert {name: kind.replace(" ", "") for name, kind in columns} == declared

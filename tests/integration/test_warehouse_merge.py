@@ -313,3 +313,86 @@ def test_a_customer_seen_under_a_new_country_moves_there(warehouse, bucket, load
     assert warehouse.execute("SELECT country, invoices, active_days FROM mv_customer_summary").rows == [
         ("Germany", 2, 4)]
 
+
+
+# ---- versions: sources that carry a status (pipeline/events.py "Versions") ---------------
+
+
+def _transaction(status: str, invoice_date: str = "2023-03-15T10:00:00", quantity: int = 2):
+    """Transaction T1001 in one version: a status on a date (a daily transaction file's row)."""
+    return event("T1001", invoice_date=invoice_date, customer_id="44444", status=status,
+                 lines=[line(1, "85123A", quantity=quantity, unit_price="2.55")])
+
+
+def _held(warehouse) -> list[tuple]:
+    return warehouse.execute("SELECT status, source_version, quantity, event_id FROM fact_invoice_lines "
+                             "WHERE invoice_no = 'T1001'").rows
+
+
+def test_a_later_version_merged_after_an_earlier_one_replaces_it(warehouse, bucket, loader):
+    # GIVEN v1 (pending) merged
+    v1 = _transaction("pending")
+    v2 = _transaction("completed", "2023-03-16T09:00:00", quantity=3)
+    stage(warehouse, bucket, staging_ndjson([v1], first_sequence=FIRST + 10))
+    loader.run()
+    assert _held(warehouse) == [("pending", v1.version, 2, v1.event_id)]
+    # WHEN v2 (completed, a day later) is merged in another run
+    stage(warehouse, bucket, staging_ndjson([v2], first_sequence=FIRST + 20))
+    result = loader.run().merge
+    # THEN the fact holds v2, and the deliveries record its version
+    assert _held(warehouse) == [("completed", v2.version, 3, v2.event_id)]
+    assert result.invoices_replaced == 1
+    assert warehouse.execute("SELECT source_version, event_id FROM invoice_deliveries "
+                             "WHERE invoice_no = 'T1001'").rows == [(v2.version, v2.event_id)]
+
+
+def test_an_older_version_delivered_later_with_a_greater_sequence_changes_nothing(warehouse, bucket, loader):
+    # GIVEN v2 (completed) merged
+    v1 = _transaction("pending")
+    v2 = _transaction("completed", "2023-03-16T09:00:00", quantity=3)
+    stage(warehouse, bucket, staging_ndjson([v2], first_sequence=FIRST + 10))
+    loader.run()
+    before, before_versions = fact(warehouse), versions(warehouse)
+    # WHEN v1 (pending, the day before) arrives afterwards on a later sequence number
+    stage(warehouse, bucket, staging_ndjson([v1], first_sequence=FIRST + 50))
+    result = loader.run().merge
+    # THEN v2 stays, not one row was written, and staging is empty
+    assert _held(warehouse) == [("completed", v2.version, 3, v2.event_id)]
+    assert (result.invoices_skipped, result.lines_updated, result.lines_inserted) == (1, 0, 0)
+    assert fact(warehouse) == before and versions(warehouse) == before_versions
+    assert staged(warehouse) == 0
+    # AND the latest seen delivery is still v2's
+    assert warehouse.execute("SELECT source_version, event_id FROM invoice_deliveries "
+                             "WHERE invoice_no = 'T1001'").rows == [(v2.version, v2.event_id)]
+
+
+def test_in_one_merge_the_newest_version_wins_over_a_later_delivery(warehouse, bucket, loader):
+    # GIVEN completed and pending of the same date, the pending delivered later, in one merge
+    completed, pending = _transaction("completed", quantity=3), _transaction("pending")
+    stage(warehouse, bucket, staging_ndjson([completed], first_sequence=FIRST + 10),
+          staging_ndjson([pending], first_sequence=FIRST + 20))
+    # WHEN they are merged
+    loader.run()
+    # THEN completed wins: same date, greater lifecycle rank
+    assert _held(warehouse) == [("completed", completed.version, 3, completed.event_id)]
+
+
+def test_same_date_completed_after_pending_replaces_it_across_merges(warehouse, bucket, loader):
+    # GIVEN pending merged, then completed of the same date merged with an EARLIER sequence number
+    pending, completed = _transaction("pending"), _transaction("completed", quantity=3)
+    stage(warehouse, bucket, staging_ndjson([pending], first_sequence=FIRST + 20))
+    loader.run()
+    stage(warehouse, bucket, staging_ndjson([completed], first_sequence=FIRST + 10))
+    # WHEN merged
+    loader.run()
+    # THEN completed wins by its version, whatever the sequence numbers say
+    assert _held(warehouse) == [("completed", completed.version, 3, completed.event_id)]
+
+
+def test_status_less_events_stage_an_empty_version_and_no_status(warehouse, bucket, loader):
+    # GIVEN a status-less invoice merged
+    stage(warehouse, bucket, staging_ndjson([_other()], first_sequence=FIRST))
+    loader.run()
+    # THEN its fact rows and its delivery carry '' as version and no status
+    assert warehouse.execute("SELECT status, source_version FROM fact_invoice_lines").rows == [(None, "")]
+    assert warehouse.execute("SELECT source_version FROM invoice_deliveries").rows == [("",)]

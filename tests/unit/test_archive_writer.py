@@ -5,6 +5,7 @@ import json
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from consumers.archive.core import ArchiveWriter
@@ -122,3 +123,20 @@ def test_a_transient_store_failure_propagates_for_a_retry():
 def test_day_prefixes_cover_a_range_inclusively():
     assert day_prefixes("archive/", "2011-01-30", "2011-02-01") == [
         "archive/year=2011/month=01/day=30/", "archive/year=2011/month=01/day=31/", "archive/year=2011/month=02/day=01/"]
+
+
+def test_a_versioned_event_round_trips_with_its_status_and_old_objects_read_without_one():
+    # GIVEN a completed transaction and a status-less invoice archived on the same day
+    versioned = event("T1001", status="completed")
+    plain = event("536365")
+    tables = tables_by_day([Delivered(versioned, SHARD, "7", 0, 0.0), Delivered(plain, SHARD, "8", 0, 0.0)])
+    # WHEN the object is read back into events
+    [table] = tables.values()
+    rebuilt = {a.event.invoice_no: a.event for a in events_from_table(read_parquet(to_parquet(table)))}
+    # THEN each is the original, id and status included
+    assert rebuilt["T1001"] == versioned and rebuilt["T1001"].event_id == versioned.event_id
+    assert rebuilt["536365"] == plain and rebuilt["536365"].status is None
+    # AND an object written before the status column existed still reads back
+    old = table.drop_columns(["status"]).filter(pc.equal(table.column("invoice_no"), "536365"))
+    [archived] = events_from_table(read_parquet(to_parquet(old)))
+    assert archived.event == plain

@@ -96,3 +96,35 @@ def test_an_event_the_store_refuses_is_quarantined_alone_and_its_neighbours_are_
     assert message["source"]["sub_sequence_number"] == 1 and message["source"]["consumer"] == "invoice-writer"
     assert message["data"] == payloads[1]  # the event itself, to be sent again once fixed
     assert store.calls == 4  # the record once, then each event alone: no retries of a refusal
+
+
+class VersionedStore(MemoryStore):
+    """Keeps the newest version of each invoice, as the DynamoDB adapter's conditional write does."""
+
+    def __init__(self):
+        super().__init__()
+        self.older_versions_skipped = 0
+
+    def put_invoices(self, events):
+        written = 0
+        for e in events:
+            kept = self.invoices.get(e.invoice_no)
+            if kept is not None and e.status is not None and e.version < kept.version:
+                self.older_versions_skipped += 1
+                continue
+            self.invoices[e.invoice_no] = e
+            written += 1
+        return written
+
+
+def test_an_older_version_arriving_late_is_skipped_counted_and_not_quarantined():
+    # GIVEN the completed version of a transaction stored
+    store, quarantine = VersionedStore(), MemoryQuarantine()
+    completed = event("T1001", invoice_date="2023-03-15T10:00:00", status="completed")
+    InvoiceWriter(store, quarantine).handle(record([completed.to_json()]))
+    # WHEN its pending version (same date) is delivered afterwards
+    pending = event("T1001", invoice_date="2023-03-15T10:00:00", status="pending")
+    result = InvoiceWriter(store, quarantine).handle(record([pending.to_json()]))
+    # THEN it is skipped and counted, nothing is quarantined, and completed stays
+    assert (result.invoices, result.older_skipped, result.quarantined) == (0, 1, 0)
+    assert quarantine.messages == [] and store.invoices["T1001"] == completed

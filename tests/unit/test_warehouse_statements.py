@@ -41,7 +41,7 @@ def test_migrations_are_numbered_from_one_without_gaps_and_fit_a_batch():
     migrations = statements.migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert [m.name for m in migrations] == ["staging", "model", "materialized_views", "view_refreshes",
-                                            "invoice_deliveries", "customers_by_country"]
+                                            "invoice_deliveries", "customers_by_country", "versions"]
     assert all(0 < len(m.statements) < statements.MAX_BATCH_STATEMENTS for m in migrations)
 
 

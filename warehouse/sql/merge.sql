@@ -2,16 +2,24 @@
 -- at-least-once delivery. Sent as ONE BatchExecuteStatement (one transaction, one
 -- session, so the temporary tables live exactly as long as the merge). '{run_id}' is
 -- filled in by the loader (32 hex digits). The rules (warehouse/sql/README.md):
---   * per invoice, the staged delivery with the greatest source_sequence wins (ties,
---     which only non-Kinesis sources can produce, go to the greatest event_id);
+--   * deliveries are ordered by (source_version, source_sequence): source_version is
+--     the event's version ('<invoice_date>/<status rank>' where the source carries a
+--     status, '' otherwise), so the newest version of a transaction wins whenever it
+--     arrives, and among equal versions (every status-less event: '' = '') the later
+--     delivery, as before versions existed;
+--   * per invoice, the staged delivery with the greatest (source_version,
+--     source_sequence) wins (ties, which only non-Kinesis sources can produce, go to
+--     the greatest event_id);
 --   * it is applied only if no delivery of the invoice was seen before
---     (invoice_deliveries), or the latest seen is older (smaller source_sequence) and
---     different (other event_id): an older delivery arriving after a newer one never
---     overwrites it, and a replay of the content the fact already holds changes no
---     fact row at all (Redshift's MERGE has no AND condition on WHEN MATCHED, so the
---     source is filtered before the MERGE);
---   * every winner newer than the latest seen becomes the latest seen, replays
---     included, so the outcome does not depend on how deliveries are batched;
+--     (invoice_deliveries), or the latest seen has a smaller source_version, or the
+--     same source_version, a smaller source_sequence and another event_id: an older
+--     version or delivery arriving after a newer one never overwrites it (even with a
+--     greater source_sequence), and a replay of the content the fact already holds
+--     changes no fact row at all (Redshift's MERGE has no AND condition on WHEN
+--     MATCHED, so the source is filtered before the MERGE);
+--   * every winner newer (greater (source_version, source_sequence)) than the latest
+--     seen becomes the latest seen, replays included, so the outcome does not depend
+--     on how deliveries are batched;
 --   * a newer version replaces ALL lines of its invoice: lines it no longer has are
 --     deleted, the others updated or inserted;
 --   * the MERGE source holds one row per (invoice_no, line_no): Redshift rejects
@@ -27,39 +35,47 @@
 CREATE TEMP TABLE merge_snapshot AS
 SELECT event_id, invoice_no, line_no, invoice_date, customer_id, country, stock_code, description,
        quantity, unit_price, amount, size_class, is_cancellation, is_adjustment, is_product,
-       source_sequence, arrived_at
+       source_sequence, arrived_at, status, source_version
 FROM stg_invoice_lines;
 
 -- 2. The winning delivery of each staged invoice.
 CREATE TEMP TABLE merge_winner AS
-SELECT invoice_no, source_sequence, event_id
+SELECT invoice_no, source_version, source_sequence, event_id
 FROM (
-    SELECT invoice_no, source_sequence, event_id,
-           ROW_NUMBER() OVER (PARTITION BY invoice_no ORDER BY source_sequence DESC, event_id DESC) AS pick
-    FROM (SELECT DISTINCT invoice_no, source_sequence, event_id FROM merge_snapshot) deliveries
+    SELECT invoice_no, source_version, source_sequence, event_id,
+           ROW_NUMBER() OVER (
+               PARTITION BY invoice_no ORDER BY source_version DESC, source_sequence DESC, event_id DESC
+           ) AS pick
+    FROM (SELECT DISTINCT invoice_no, source_version, source_sequence, event_id FROM merge_snapshot) deliveries
 ) ranked
 WHERE pick = 1;
 
--- 3. The invoices whose fact lines change: new ones, and newer different versions.
+-- 3. The invoices whose fact lines change: new ones, newer versions, and newer different
+--    deliveries of the same version.
 CREATE TEMP TABLE merge_apply AS
 SELECT w.invoice_no, w.source_sequence, w.event_id, (seen.invoice_no IS NOT NULL) AS replaces
 FROM merge_winner w
 LEFT JOIN invoice_deliveries seen ON seen.invoice_no = w.invoice_no
 WHERE seen.invoice_no IS NULL
-   OR (w.source_sequence > seen.source_sequence AND w.event_id <> seen.event_id);
+   OR w.source_version > seen.source_version
+   OR (w.source_version = seen.source_version AND w.source_sequence > seen.source_sequence
+       AND w.event_id <> seen.event_id);
 
--- The winners newer than the latest delivery seen of their invoice.
+-- The winners newer (greater (source_version, source_sequence)) than the latest delivery
+-- seen of their invoice.
 CREATE TEMP TABLE merge_seen AS
-SELECT w.invoice_no, w.source_sequence, w.event_id
+SELECT w.invoice_no, w.source_version, w.source_sequence, w.event_id
 FROM merge_winner w
 LEFT JOIN invoice_deliveries seen ON seen.invoice_no = w.invoice_no
-WHERE seen.invoice_no IS NULL OR w.source_sequence > seen.source_sequence;
+WHERE seen.invoice_no IS NULL
+   OR w.source_version > seen.source_version
+   OR (w.source_version = seen.source_version AND w.source_sequence > seen.source_sequence);
 
 -- 4. The MERGE source: the winning deliveries' lines, one row per line.
 CREATE TEMP TABLE merge_source AS
 SELECT invoice_no, line_no, invoice_date, customer_id, country, stock_code, description,
        quantity, unit_price, amount, size_class, is_cancellation, is_adjustment, is_product,
-       event_id, source_sequence, arrived_at
+       event_id, source_sequence, arrived_at, status, source_version
 FROM (
     SELECT s.*,
            ROW_NUMBER() OVER (PARTITION BY s.invoice_no, s.line_no ORDER BY s.arrived_at DESC) AS pick
@@ -131,24 +147,27 @@ WHEN MATCHED THEN UPDATE SET
     event_id = merge_source.event_id,
     source_sequence = merge_source.source_sequence,
     arrived_at = merge_source.arrived_at,
+    status = merge_source.status,
+    source_version = merge_source.source_version,
     merged_at = GETDATE()
 WHEN NOT MATCHED THEN INSERT (invoice_no, line_no, invoice_date, customer_id, country, stock_code, description,
                               quantity, unit_price, amount, size_class, is_cancellation, is_adjustment, is_product,
-                              event_id, source_sequence, arrived_at, merged_at)
+                              event_id, source_sequence, arrived_at, status, source_version, merged_at)
 VALUES (merge_source.invoice_no, merge_source.line_no, merge_source.invoice_date, merge_source.customer_id,
         merge_source.country, merge_source.stock_code, merge_source.description, merge_source.quantity,
         merge_source.unit_price, merge_source.amount, merge_source.size_class, merge_source.is_cancellation,
         merge_source.is_adjustment, merge_source.is_product, merge_source.event_id, merge_source.source_sequence,
-        merge_source.arrived_at, GETDATE());
+        merge_source.arrived_at, merge_source.status, merge_source.source_version, GETDATE());
 
 MERGE INTO invoice_deliveries
 USING merge_seen
 ON invoice_deliveries.invoice_no = merge_seen.invoice_no
 WHEN MATCHED THEN UPDATE SET
+    source_version = merge_seen.source_version,
     source_sequence = merge_seen.source_sequence,
     event_id = merge_seen.event_id
-WHEN NOT MATCHED THEN INSERT (invoice_no, source_sequence, event_id)
-VALUES (merge_seen.invoice_no, merge_seen.source_sequence, merge_seen.event_id);
+WHEN NOT MATCHED THEN INSERT (invoice_no, source_version, source_sequence, event_id)
+VALUES (merge_seen.invoice_no, merge_seen.source_version, merge_seen.source_sequence, merge_seen.event_id);
 
 -- 9. dim_products: the touched codes' current values, kept only where they differ.
 CREATE TEMP TABLE merge_products AS
