@@ -110,7 +110,7 @@ RUNTIME_PROVIDES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "da
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3")
 # Project packages a function may carry, and those it never may.
 PROJECT_PACKAGES = frozenset({"pipeline", "ingest", "consumers", "dynamo_models", "query_api", "firehose", "warehouse",
-                              "identity"})
+                              "identity", "batch"})
 LOCAL_ONLY = frozenset({"devstack", "tests", "scripts", "bench", "infra"})
 # Non-Python files a module reads at run time: module -> glob patterns relative to the root.
 PACKAGE_DATA: dict[str, tuple[str, ...]] = {"warehouse.statements": ("warehouse/sql/**/*.sql",)}
