@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -377,6 +378,10 @@ def _fractions(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a list of fractions like 0.1,0.2,0.4,1") from None
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(f"terminated by signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.generated_stack", description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=int(os.environ.get("SHOPSTREAM_BENCH_LINES", DEFAULT_LINES)),
@@ -400,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "lines": args.lines,
         "road": "Kinesis stream (deliver(stream=...), the backfill/replay stream delivery)",
     }
+    signal.signal(signal.SIGTERM, _terminated)  # a kill or an outer `timeout` still tears the stack down
     started = time.perf_counter()
     try:
         run(args, results)
