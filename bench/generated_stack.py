@@ -56,7 +56,7 @@ DEFAULT_LINES = 5_000_000
 QUICK_LINES = 200_000
 DEFAULT_FRACTIONS = (0.1, 0.2, 0.4, 1.0)
 REAL_YEAR_LINES = 541_909  # the UCI data: what the generator makes in a year at scale 1
-SINK_OF = {"invoice-writer": "dynamodb", "archive-writer": "archive", "warehouse": "staging"}
+SINK_OF = {"invoice-writer": "dynamodb", "archive-writer": "archive", "warehouse": "staging", "order-notifier": "notifier"}
 
 
 class BenchTimeout(RuntimeError):
