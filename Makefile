@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA   ?= ../shared/data/online-retail/by-day
 
-.PHONY: help venv browser lint demo test test-fast bench acceptance faults load lambdas lock up down clean
+.PHONY: help venv browser lint demo test test-fast bench bench-quick acceptance faults load lambdas lock up down clean
 
 help:
 	@echo "make demo    set up .venv, start the local stack, replay the bundled sample, print a summary"
 	@echo "make test    set up .venv, lint (ruff), run the whole test suite (unit, contract, integration, e2e)"
 	@echo "make lint    ruff check . (the rules are in pyproject.toml)"
-	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA))"
+	@echo "make bench   end-to-end benchmark on the full dataset, every sink, DuckDB and PostgreSQL (DATA=$(DATA)),"
+	@echo "             then 5M generated lines through a fresh stack in steps (BENCH_LINES=$(BENCH_LINES))"
+	@echo "make bench-quick  the generated-lines benchmark alone, 200,000 lines"
 	@echo "make acceptance  the full dataset delivered twice and a month backfilled: no fact row changes"
 	@echo "make faults  the fault suite on the full dataset (DATA=$(DATA)): every case ends in reconcile, 0 lost, 0 doubled"
 	@echo "make load    bounded load test of the HTTP API (count and time) with the emulator's and workers' memory"
@@ -80,8 +82,18 @@ test: venv lint browser
 test-fast: venv lint
 	$(BIN)/python -m pytest tests/unit tests/contract
 
+# bench: the full dataset through every sink (bench.run), then the generated load of
+# BENCH_LINES lines (bench.generated_stack, default 5,000,000: see BENCHMARKS.md for how long
+# it takes on 2 cores). bench-quick: the generated load alone at 200,000 lines.
+BENCH_LINES ?= 5000000
+BENCH_TIMEOUT ?= 3600
+
 bench: venv
 	$(BIN)/python -m bench.run $(DATA)
+	$(BIN)/python -m bench.generated_stack --lines $(BENCH_LINES) --timeout $(BENCH_TIMEOUT)
+
+bench-quick: venv
+	$(BIN)/python -m bench.generated_stack --quick --timeout 900
 
 acceptance: venv
 	$(BIN)/python -m bench.acceptance $(DATA)
