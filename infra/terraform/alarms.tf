@@ -339,6 +339,7 @@ locals {
     [for alarm in aws_cloudwatch_metric_alarm.table_throttles : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.firehose : alarm.arn],
     [aws_cloudwatch_metric_alarm.large_orders_delivery.arn],
+    [aws_cloudwatch_metric_alarm.file_outcomes_delivery.arn],
     [for alarm in aws_cloudwatch_metric_alarm.pre_token_generation_errors : alarm.arn],
   )
 }

@@ -57,10 +57,11 @@ locals {
     ]
     "invoice-writer" = concat(local.stream_reader_statements, [
       {
-        # dynamo_models/repository.py: batch_write_item, nothing else (pynamodb builds the
-        # table's description from the model: no DescribeTable)
+        # dynamo_models/repository.py: batch_write_item, and a conditional put_item for the
+        # first item of a versioned invoice (the newest version wins); nothing else (pynamodb
+        # builds the table's description from the model: no DescribeTable)
         sid       = "WriteInvoices"
-        actions   = ["dynamodb:BatchWriteItem"]
+        actions   = ["dynamodb:BatchWriteItem", "dynamodb:PutItem"]
         resources = [aws_dynamodb_table.invoices.arn]
       },
       {
@@ -121,6 +122,67 @@ locals {
       },
       {
         # the Data API reads the secret named by SecretArn with the caller's permissions
+        sid       = "ReadWarehouseSecret"
+        actions   = ["secretsmanager:GetSecretValue"]
+        resources = [local.warehouse_secret_arn]
+      },
+    ]
+    "batch" = [
+      {
+        # batch/store.py S3Files: get_object (ranged), delete_object, put_object (continuation
+        # markers), head_object and the managed copy (CopyObject) from the drop bucket
+        sid       = "TakeDroppedFiles"
+        actions   = ["s3:GetObject", "s3:DeleteObject", "s3:PutObject"]
+        resources = ["${aws_s3_bucket.drops.arn}/*"]
+      },
+      {
+        # the copy's destination, and head_object there (re-dropped files)
+        sid       = "ArchiveFiles"
+        actions   = ["s3:PutObject", "s3:GetObject"]
+        resources = ["${aws_s3_bucket.drop_archive.arn}/*"]
+      },
+      {
+        # a HeadObject of a missing key answers 404 only with ListBucket (403 without)
+        sid       = "SeeArchivedFiles"
+        actions   = ["s3:ListBucket"]
+        resources = [aws_s3_bucket.drop_archive.arn]
+      },
+      {
+        # ingest/producer.py (the same producer as the ingest function): list_shards, put_records
+        sid       = "PutEvents"
+        actions   = ["kinesis:PutRecords", "kinesis:ListShards"]
+        resources = [aws_kinesis_stream.events.arn]
+      },
+      {
+        # batch/store.py DynamoFileLedger: get_item, put_item
+        sid       = "KeepLedger"
+        actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+        resources = [aws_dynamodb_table.dropped_files.arn]
+      },
+      {
+        # consumers/notifications/store.py SnsPublisher: publish
+        sid       = "AnnounceFiles"
+        actions   = ["sns:Publish"]
+        resources = [aws_sns_topic.file_outcomes.arn]
+      },
+      {
+        # rejected rows (consumers/quarantine.py: send_message)
+        sid       = "QuarantineRows"
+        actions   = ["sqs:SendMessage"]
+        resources = [aws_sqs_queue.quarantine.arn]
+      },
+      {
+        # batch/store.py WarehouseDimensions through warehouse/data_api.py: execute_statement
+        sid       = "ReadDimensions"
+        actions   = ["redshift-data:ExecuteStatement"]
+        resources = [local.redshift_provisioned ? aws_redshift_cluster.warehouse[0].arn : aws_redshiftserverless_workgroup.warehouse[0].arn]
+      },
+      {
+        sid       = "FollowStatements" # statement ids are not resources
+        actions   = ["redshift-data:DescribeStatement", "redshift-data:GetStatementResult"]
+        resources = ["*"]
+      },
+      {
         sid       = "ReadWarehouseSecret"
         actions   = ["secretsmanager:GetSecretValue"]
         resources = [local.warehouse_secret_arn]

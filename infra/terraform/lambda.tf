@@ -88,6 +88,26 @@ locals {
         SHOPSTREAM_REDSHIFT_SECRET_ARN = local.warehouse_secret_arn
       }
     }
+    "batch" = {
+      description = "S3 drop bucket: each daily file's invoices onto the stream, one outcome message per file, the file archived"
+      handler     = "batch.handler.lambda_handler"
+      zip         = "batch.zip"
+      layers      = ["deps"]
+      memory_size = 1024
+      timeout     = 900 # the full UCI data as one file loads in well under a minute; longer files continue (drops.tf)
+      environment = {
+        SHOPSTREAM_STREAM_NAME             = aws_kinesis_stream.events.name
+        SHOPSTREAM_DROP_BUCKET             = aws_s3_bucket.drops.bucket
+        SHOPSTREAM_DROP_ARCHIVE_BUCKET     = aws_s3_bucket.drop_archive.bucket
+        SHOPSTREAM_FILES_TABLE             = aws_dynamodb_table.dropped_files.name
+        SHOPSTREAM_FILE_OUTCOMES_TOPIC_ARN = aws_sns_topic.file_outcomes.arn
+        SHOPSTREAM_QUARANTINE_QUEUE_URL    = aws_sqs_queue.quarantine.url
+        SHOPSTREAM_REDSHIFT_DATABASE       = var.redshift_database
+        SHOPSTREAM_REDSHIFT_CLUSTER        = local.redshift_cluster_id
+        SHOPSTREAM_REDSHIFT_WORKGROUP      = local.redshift_workgroup
+        SHOPSTREAM_REDSHIFT_SECRET_ARN     = local.warehouse_secret_arn
+      }
+    }
     "query-api" = {
       description = "GET /invoices/{invoice_no}, GET /customers/{customer_id}/invoices, GET /openapi.json"
       handler     = "query_api.handler.lambda_handler"

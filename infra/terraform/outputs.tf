@@ -137,3 +137,23 @@ output "order_notifications_table_name" {
   description = "Name of the DynamoDB table of announced invoices (one item per invoice number announced on the large-orders topic)."
   value       = aws_dynamodb_table.order_notifications.name
 }
+
+output "drop_bucket_name" {
+  description = "Name of the S3 bucket daily files are dropped in, under transactions/ (shopstream drop; any upload): each object-created event invokes the batch function."
+  value       = aws_s3_bucket.drops.bucket
+}
+
+output "drop_archive_bucket_name" {
+  description = "Name of the S3 bucket loaded files are moved to, under the key they were dropped under."
+  value       = aws_s3_bucket.drop_archive.bucket
+}
+
+output "dropped_files_table_name" {
+  description = "Name of the DynamoDB table of dropped files' outcomes, keyed by each file's SHA-256 (a re-dropped file changes nothing)."
+  value       = aws_dynamodb_table.dropped_files.name
+}
+
+output "file_outcomes_topic_arn" {
+  description = "ARN of the SNS topic the batch function announces each dropped file's outcome on (counts, or its failure): subscribe email (file_outcome_emails), queues or webhooks to it."
+  value       = aws_sns_topic.file_outcomes.arn
+}

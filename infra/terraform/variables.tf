@@ -386,6 +386,17 @@ variable "large_order_emails" {
   }
 }
 
+variable "file_outcome_emails" {
+  description = "Email addresses subscribed to the file-outcomes topic: one message per dropped file, its counts or its failure (each confirms its subscription by email). Empty: subscribe what you use to the file_outcomes_topic_arn output."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for address in var.file_outcome_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))])
+    error_message = "file_outcome_emails must be email addresses."
+  }
+}
+
 variable "alert_emails" {
   description = "Email addresses subscribed to the alerts topic (each confirms its subscription by email). Empty: subscribe whatever you use (chat, paging) to the alerts_topic_arn output."
   type        = list(string)

@@ -21,16 +21,16 @@ OFFLINE = {
 EXPECTED = {
     "aws_apigatewayv2_api": 1, "aws_apigatewayv2_authorizer": 1, "aws_apigatewayv2_integration": 2,
     "aws_apigatewayv2_route": 4, "aws_apigatewayv2_stage": 1, "aws_cloudwatch_dashboard": 1,
-    "aws_cloudwatch_event_rule": 1, "aws_cloudwatch_event_target": 1, "aws_cloudwatch_log_group": 10,
-    "aws_cloudwatch_log_stream": 3, "aws_cloudwatch_metric_alarm": 37, "aws_cognito_resource_server": 1,
+    "aws_cloudwatch_event_rule": 1, "aws_cloudwatch_event_target": 1, "aws_cloudwatch_log_group": 11,
+    "aws_cloudwatch_log_stream": 3, "aws_cloudwatch_metric_alarm": 40, "aws_cognito_resource_server": 1,
     "aws_cognito_user_pool": 1, "aws_cognito_user_pool_client": 3, "aws_cognito_user_pool_domain": 1,
-    "aws_dynamodb_table": 3, "aws_iam_role": 9, "aws_iam_role_policy": 9, "aws_kinesis_firehose_delivery_stream": 1,
+    "aws_dynamodb_table": 4, "aws_iam_role": 10, "aws_iam_role_policy": 10, "aws_kinesis_firehose_delivery_stream": 1,
     "aws_kinesis_stream": 1, "aws_kms_alias": 1, "aws_kms_key": 1, "aws_lambda_event_source_mapping": 3,
-    "aws_lambda_function": 8, "aws_lambda_layer_version": 2, "aws_lambda_permission": 4,
-    "aws_redshiftserverless_namespace": 1, "aws_redshiftserverless_workgroup": 1, "aws_s3_bucket": 2,
-    "aws_s3_bucket_lifecycle_configuration": 1, "aws_s3_bucket_policy": 2, "aws_s3_bucket_public_access_block": 2,
-    "aws_s3_bucket_server_side_encryption_configuration": 2, "aws_s3_object": 1, "aws_security_group": 1,
-    "aws_sns_topic": 2, "aws_sqs_queue": 4, "aws_vpc_security_group_ingress_rule": 1,
+    "aws_lambda_function": 9, "aws_lambda_function_recursion_config": 1, "aws_lambda_layer_version": 2, "aws_lambda_permission": 5,
+    "aws_redshiftserverless_namespace": 1, "aws_redshiftserverless_workgroup": 1, "aws_s3_bucket": 4, "aws_s3_bucket_notification": 1,
+    "aws_s3_bucket_lifecycle_configuration": 1, "aws_s3_bucket_policy": 4, "aws_s3_bucket_public_access_block": 4,
+    "aws_s3_bucket_server_side_encryption_configuration": 4, "aws_s3_object": 1, "aws_security_group": 1,
+    "aws_sns_topic": 3, "aws_sqs_queue": 4, "aws_vpc_security_group_ingress_rule": 1,
 }
 
 
@@ -42,15 +42,22 @@ def test_aws_mode_plans_offline_with_fake_credentials(tmp_path, placeholder_zips
     assert {tuple(c["change"]["actions"]) for c in changes} == {("create",)}
     counted = Counter(c["type"] for c in changes)
     assert dict(counted) == EXPECTED, dict(counted)
-    assert sum(counted.values()) == 130
+    assert sum(counted.values()) == 150
     # no data source had to be read from AWS: the account and the network came from variables
     assert not [c for c in plan["resource_changes"] if c["mode"] == "data" and c["type"] in (
         "aws_caller_identity", "aws_vpc", "aws_subnets")]
     buckets = {c["name"]: c["change"]["after"]["bucket"] for c in changes if c["type"] == "aws_s3_bucket"}
     assert buckets == {"archive": "shopstream-archive-123456789012-eu-west-1",
-                       "delivery": "shopstream-delivery-123456789012-eu-west-1"}
+                       "delivery": "shopstream-delivery-123456789012-eu-west-1",
+                       "drops": "shopstream-drops-123456789012-eu-west-1",
+                       "drop_archive": "shopstream-drop-archive-123456789012-eu-west-1"}
+    [notification] = [c["change"]["after"] for c in changes if c["type"] == "aws_s3_bucket_notification"]
+    assert sorted((f["filter_prefix"], tuple(f["events"])) for f in notification["lambda_function"]) == [
+        ("continuations/", ("s3:ObjectCreated:*",)), ("transactions/", ("s3:ObjectCreated:*",))]
+    [recursion] = [c["change"]["after"] for c in changes if c["type"] == "aws_lambda_function_recursion_config"]
+    assert recursion == {"function_name": "shopstream-batch", "recursive_loop": "Allow"}
     tables = [c["change"]["after"] for c in changes if c["type"] == "aws_dynamodb_table"]
-    assert [t["deletion_protection_enabled"] for t in tables] == [True, True, True]
+    assert [t["deletion_protection_enabled"] for t in tables] == [True, True, True, True]
     # the provider itself takes the user pool's plan and trigger version (the mocked test cannot say)
     [pool] = [c["change"]["after"] for c in changes if c["type"] == "aws_cognito_user_pool"]
     assert pool["user_pool_tier"] == "ESSENTIALS"

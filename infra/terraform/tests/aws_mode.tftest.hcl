@@ -441,7 +441,7 @@ run "data_is_protected_and_encrypted_with_aws_managed_keys" {
     error_message = "every queue is encrypted with SQS-managed keys"
   }
   assert {
-    condition = alltrue([for config in [aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery] :
+    condition = alltrue([for config in concat([aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery], values(aws_s3_bucket_server_side_encryption_configuration.drop)) :
       [for rule in config.rule : [for d in rule.apply_server_side_encryption_by_default : d.sse_algorithm][0]][0] == "aws:kms"
     && [for rule in config.rule : rule.bucket_key_enabled][0] == true])
     error_message = "both buckets encrypt every object with SSE-KMS and bucket keys"
@@ -501,9 +501,9 @@ run "a_customer_key_encrypts_everything_at_rest" {
     error_message = "the stream, the table and the queues use the customer key"
   }
   assert {
-    condition = alltrue([for config in [aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery] :
+    condition = alltrue([for config in concat([aws_s3_bucket_server_side_encryption_configuration.archive, aws_s3_bucket_server_side_encryption_configuration.delivery], values(aws_s3_bucket_server_side_encryption_configuration.drop)) :
     [for rule in config.rule : [for d in rule.apply_server_side_encryption_by_default : d.kms_master_key_id][0]][0] == var.kms_key_arn])
-    error_message = "both buckets use the customer key"
+    error_message = "every bucket uses the customer key"
   }
   assert {
     condition = (alltrue([for group in concat(values(aws_cloudwatch_log_group.function), [aws_cloudwatch_log_group.firehose, aws_cloudwatch_log_group.api_access]) : group.kms_key_id == var.kms_key_arn])
@@ -565,8 +565,22 @@ run "roles_allow_only_what_each_function_calls" {
     error_message = "ingest puts records and lists shards, nothing else on the stream"
   }
   assert {
-    condition     = [for s in local.role_statements["invoice-writer"] : s.actions if s.sid == "WriteInvoices"] == [["dynamodb:BatchWriteItem"]]
-    error_message = "the invoice writer only batch-writes the table"
+    condition     = [for s in local.role_statements["invoice-writer"] : s.actions if s.sid == "WriteInvoices"] == [["dynamodb:BatchWriteItem", "dynamodb:PutItem"]]
+    error_message = "the invoice writer only batch-writes the table, and puts the first item of a versioned invoice"
+  }
+  assert {
+    condition = ([for s in local.role_statements["batch"] : s.sid] == ["WriteOwnLogs", "WriteTraces", "TakeDroppedFiles",
+      "ArchiveFiles", "SeeArchivedFiles", "PutEvents", "KeepLedger", "AnnounceFiles", "QuarantineRows", "ReadDimensions",
+      "FollowStatements", "ReadWarehouseSecret"]
+    && [for s in local.role_statements["batch"] : s.actions if s.sid == "ReadDimensions"] == [["redshift-data:ExecuteStatement"]])
+    error_message = "the batch function reads and clears the drop bucket, archives, puts events, keeps its ledger, announces, quarantines and only reads the dimensions"
+  }
+  assert {
+    condition = (length(aws_s3_bucket_notification.drops.lambda_function) == 2
+      && alltrue([for f in aws_s3_bucket_notification.drops.lambda_function : f.events == toset(["s3:ObjectCreated:*"])])
+      && toset([for f in aws_s3_bucket_notification.drops.lambda_function : f.filter_prefix]) == toset(["transactions/", "continuations/"])
+    && aws_lambda_permission.drops.principal == "s3.amazonaws.com" && length(aws_lambda_function_recursion_config.batch) == 1)
+    error_message = "files under transactions/ and the loader's continuation markers invoke the batch function, which may loop through S3 on purpose"
   }
   assert {
     condition     = [for s in local.role_statements["query-api"] : s.actions if s.sid == "ReadInvoices"] == [["dynamodb:Query"]]
@@ -577,7 +591,7 @@ run "roles_allow_only_what_each_function_calls" {
     error_message = "the transformation writes only its logs and traces"
   }
   assert {
-    condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 7
+    condition     = alltrue([for key, role in aws_iam_role.function : role.name == "shopstream-${key}"]) && length(aws_iam_role.function) == 8
     error_message = "one role per function"
   }
 }
@@ -588,10 +602,10 @@ run "every_alarm_notifies_the_alerts_topic" {
 
   assert {
     condition = (length(aws_cloudwatch_metric_alarm.stream) == 5 && length(aws_cloudwatch_metric_alarm.consumer_iterator_age) == 3
-      && length(aws_cloudwatch_metric_alarm.queue_depth) == 4 && length(aws_cloudwatch_metric_alarm.function_errors) == 7
-      && length(aws_cloudwatch_metric_alarm.function_throttles) == 7 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
-    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 37 && length(aws_cloudwatch_metric_alarm.pre_token_generation_errors) == 1)
-    error_message = "37 alarms: the stream (5), each consumer's lag (3), every failures queue and the quarantine (4), each function's errors and throttles (14), the API (1), the table (4), Firehose (4), large-order deliveries (1), the Cognito trigger's errors (1)"
+      && length(aws_cloudwatch_metric_alarm.queue_depth) == 4 && length(aws_cloudwatch_metric_alarm.function_errors) == 8
+      && length(aws_cloudwatch_metric_alarm.function_throttles) == 8 && length(aws_cloudwatch_metric_alarm.table_throttles) == 4
+    && length(aws_cloudwatch_metric_alarm.firehose) == 4 && length(local.all_alarm_arns) == 40 && length(aws_cloudwatch_metric_alarm.pre_token_generation_errors) == 1)
+    error_message = "40 alarms: the stream (5), each consumer's lag (3), every failures queue and the quarantine (4), each function's errors and throttles (16), the API (1), the table (4), Firehose (4), large-order and file-outcome deliveries (2), the Cognito trigger's errors (1)"
   }
   assert {
     condition = alltrue([for alarm in concat(values(aws_cloudwatch_metric_alarm.stream), values(aws_cloudwatch_metric_alarm.consumer_iterator_age),
@@ -793,8 +807,8 @@ run "the_dashboard_shows_every_alarm_and_what_it_watches" {
     error_message = "the API's 5xx are on a widget"
   }
   assert {
-    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 37
-    error_message = "an alarm status widget over all 37 alarms, and 14 metric widgets"
+    condition     = length(local.dashboard_rows) == 14 && length(local.all_alarm_arns) == 40
+    error_message = "an alarm status widget over all 40 alarms, and 14 metric widgets"
   }
 }
 
@@ -803,7 +817,7 @@ run "every_function_logs_json_and_is_traced" {
   expect_failures = [check.firehose_can_reach_the_warehouse]
 
   assert {
-    condition = length(aws_lambda_function.function) == 7 && alltrue([for key, fn in aws_lambda_function.function :
+    condition = length(aws_lambda_function.function) == 8 && alltrue([for key, fn in aws_lambda_function.function :
       fn.tracing_config[0].mode == "Active" && fn.logging_config[0].log_format == "JSON"
       && fn.logging_config[0].log_group == "/aws/lambda/shopstream-${key}"
     && fn.logging_config[0].application_log_level == "INFO" && fn.logging_config[0].system_log_level == "INFO"])
