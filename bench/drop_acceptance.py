@@ -36,7 +36,8 @@ def drop_and_wait(config, info, files: list[str]) -> tuple[list[drops.Dropped], 
     started = time.perf_counter()
     dropped = drops.upload(clients("s3"), info.outputs["drop_bucket_name"], files)
     drops.wait_for_outcomes(DynamoFileLedger(clients("dynamodb"), info.outputs["dropped_files_table_name"]),
-                            dropped, timeout=1800)
+                            dropped, timeout=1800,
+                            still_dropped=drops.in_bucket(clients("s3"), info.outputs["drop_bucket_name"]))
     return dropped, time.perf_counter() - started
 
 

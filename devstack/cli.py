@@ -282,7 +282,7 @@ def cmd_drop(args: argparse.Namespace) -> int:
 
     try:
         drops.wait_for_outcomes(DynamoFileLedger(client("dynamodb"), table), dropped, timeout=args.timeout,
-                                progress=progress)
+                                progress=progress, still_dropped=drops.in_bucket(client("s3"), bucket))
     except TimeoutError as exc:
         print(f"drop: {exc}", file=sys.stderr)
         return 1

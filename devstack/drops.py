@@ -9,6 +9,7 @@ and prints it: rows, invoices, lines, exact total, rejected rows by reason.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import time
@@ -19,17 +20,35 @@ from typing import Any
 from pipeline.errors import SourceError
 from pipeline.events import money_display
 from pipeline.kaggle import iter_source_rows, parse_timestamp, resolve_sources
+from pipeline.transactions import COLUMNS as TRANSACTION_COLUMNS
+from pipeline.transactions import parse_when
 
 _DATE = 4  # InvoiceDate in pipeline.kaggle.COLUMNS order
+
+
+def _dates(path: str):
+    """Each row's timestamp text, in either layout (the Kaggle reader's, or the transaction layout's)."""
+    with open(path, "rb") as fh:
+        header = fh.readline().decode("utf-8", "replace").lstrip("\ufeff")
+    columns = [c.strip() for c in next(csv.reader([header]), [])]
+    if all(c in columns for c in TRANSACTION_COLUMNS):
+        at = columns.index("transaction_date")
+        with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            for values in reader:
+                if len(values) > at:
+                    yield parse_when(values[at])
+        return
+    for row in iter_source_rows(path):
+        if row.values is not None:
+            yield parse_timestamp(row.values[_DATE])
 
 
 def file_dates(path: str) -> tuple[str, str]:
     """The first and last day (``YYYY-MM-DD``) of a file's readable rows."""
     first = last = None
-    for row in iter_source_rows(path):
-        if row.values is None:
-            continue
-        when = parse_timestamp(row.values[_DATE])
+    for when in _dates(path):
         if when is None:
             continue
         day = when[:10]
@@ -38,7 +57,8 @@ def file_dates(path: str) -> tuple[str, str]:
         if last is None or day > last:
             last = day
     if first is None or last is None:
-        raise SourceError(f"{path}: no row with a readable InvoiceDate; nothing to name its key by")
+        raise SourceError(f"{path}: no row with a readable InvoiceDate (or transaction_date); nothing to name its "
+                          "key by")
     return first, last
 
 
@@ -77,6 +97,12 @@ def csv_files(paths: Iterable[str]) -> list[str]:
     return files
 
 
+def in_bucket(s3: Any, bucket: str) -> Callable[[str], bool]:
+    def exists(key: str) -> bool:
+        return bool(s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+    return exists
+
+
 def upload(s3: Any, bucket: str, files: list[str], *, progress: Callable[[str], None] = lambda _: None) -> list[Dropped]:
     dropped = []
     for file in files:
@@ -88,14 +114,21 @@ def upload(s3: Any, bucket: str, files: list[str], *, progress: Callable[[str], 
 
 
 def wait_for_outcomes(ledger: Any, dropped: list[Dropped], *, timeout: float,
-                      progress: Callable[[Dropped], None] = lambda _: None, poll: float = 0.5) -> list[Dropped]:
-    """Until the loader has recorded (and announced) every file's outcome; raises TimeoutError naming the rest."""
+                      progress: Callable[[Dropped], None] = lambda _: None, poll: float = 0.5,
+                      still_dropped: Callable[[str], bool] = lambda key: False) -> list[Dropped]:
+    """Until the loader has recorded (and announced) every file's outcome and taken each loaded file out of
+    the drop bucket (``still_dropped(key)``: a re-dropped file's outcome is in the ledger before the loader
+    has seen it); raises TimeoutError naming the rest."""
     deadline = time.monotonic() + timeout
     waiting = {d.sha256: d for d in dropped}
     while waiting:
         for sha, item in list(waiting.items()):
             record = ledger.get(sha)
-            if record is not None and record.get("status") in ("loaded", "failed") and record.get("message_id"):
+            done = record is not None and record.get("status") in ("loaded", "failed") and record.get("message_id")
+            if done and record.get("status") == "loaded" and any(
+                    still_dropped(d.key) for d in dropped if d.sha256 == sha):
+                done = False
+            if done:
                 item.outcome = record
                 for other in dropped:  # the same content dropped under two names has one outcome
                     if other.sha256 == sha:

@@ -264,5 +264,8 @@ def discover(clients: ClientFactory) -> Discovery:
         except Exception as exc:
             log.warning("cannot list the shards of %s (%s): %s", stream_arn, reader, exc)
     apis = discover_apis(clients)
+    from devstack.runtime.s3_notifications import discover_bucket_notifications
+
     return Discovery(functions=functions, mappings=mappings, apis=apis, shards=shards, retention_seconds=retention,
-                     delivery_streams=delivery_streams, schedules=discover_schedules(clients))
+                     delivery_streams=delivery_streams, schedules=discover_schedules(clients),
+                     bucket_notifications=discover_bucket_notifications(clients))

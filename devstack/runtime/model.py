@@ -243,6 +243,7 @@ class Discovery:
     retention_seconds: Mapping[str, int] = field(default_factory=dict)
     delivery_streams: Mapping[str, DeliveryStreamSpec] = field(default_factory=dict)
     schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
+    bucket_notifications: Mapping[str, Any] = field(default_factory=dict)  # bucket → s3_notifications.BucketNotificationSpec
 
 
 @dataclass(frozen=True)

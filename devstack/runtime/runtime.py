@@ -37,6 +37,7 @@ from devstack.runtime.esm import BotoDestinationSender, EsmRunner
 from devstack.runtime.firehose import COPY_TIMEOUT, BotoObjectStore, DataApiWarehouse, FirehoseRunner
 from devstack.runtime.gateway import GatewayApp, RouteTable
 from devstack.runtime.model import DEFAULT_REGION, Discovery, EsmSpec, function_name_from_arn
+from devstack.runtime.s3_notifications import S3NotificationRunner
 from devstack.runtime.schedules import ScheduleRunner
 from devstack.runtime.shards import BotoShardReader, PollerSettings, Precedence, StreamConsumer
 from devstack.runtime.workers import Invoker
@@ -103,6 +104,7 @@ class LocalRuntime:
                            if config.first_consumers else None)
         self._stopping: dict[str, StreamConsumer] = {}
         self.schedules: dict[str, ScheduleRunner] = {}
+        self.bucket_notifications: dict[str, S3NotificationRunner] = {}
         self.objects = BotoObjectStore(self.clients)
         self.warehouse = DataApiWarehouse(self.clients)
         self._discovery_lock = threading.Lock()
@@ -153,6 +155,8 @@ class LocalRuntime:
             self._stopping.clear()
             schedules = list(self.schedules.values())
             self.schedules.clear()
+            schedules += list(self.bucket_notifications.values())
+            self.bucket_notifications.clear()
         for consumer in consumers:
             consumer.stop()
         for schedule in schedules:
@@ -361,6 +365,23 @@ class LocalRuntime:
             self._retire(uuid)
         self._apply_delivery_streams(found)
         self._apply_schedules(found)
+        self._apply_bucket_notifications(found)
+
+    def _apply_bucket_notifications(self, found: Discovery) -> None:
+        for bucket, spec in found.bucket_notifications.items():
+            runner = self.bucket_notifications.get(bucket)
+            if runner is None:
+                log.info("S3 notifications discovered bucket=%s functions=%s", bucket,
+                         ",".join(sorted({n.function_arn for n in spec.notifications})))
+                runner = S3NotificationRunner(spec, self.invoker, self.clients.new("s3", spec.region), self.state_dir)
+                self.bucket_notifications[bucket] = runner
+                runner.start()
+            elif runner.spec.fingerprint() != spec.fingerprint():
+                log.info("S3 notifications changed bucket=%s", bucket)
+                runner.update(spec)
+        for bucket in [b for b in self.bucket_notifications if b not in found.bucket_notifications]:
+            log.info("S3 notifications removed bucket=%s", bucket)
+            self.bucket_notifications.pop(bucket).stop()
 
     def _apply_delivery_streams(self, found: Discovery) -> None:
         wanted = set()
@@ -496,6 +517,7 @@ class LocalRuntime:
             # every stream consumer, with its kind (event-source-mapping, …) and its shards
             "consumers": [c.status() for c in sorted(consumers, key=lambda c: (c.kind, c.name, c.consumer_id))],
             "schedules": [r.status() for _, r in sorted(self.schedules.items())],
+            "s3_notifications": [r.status() for _, r in sorted(self.bucket_notifications.items())],
             "precedence": self.precedence.status() if self.precedence else None,
             "gateway": dict(self.gateway.status(), url=self.gateway_url),
         }

@@ -60,3 +60,11 @@ def test_waiting_names_the_files_still_not_loaded():
     with pytest.raises(TimeoutError, match=r"1 file\(s\) not loaded .*transactions/b.csv"):
         drops.wait_for_outcomes(Ledger(), items, timeout=0.2, poll=0.05)
     assert items[0].outcome["status"] == "loaded"
+
+
+def test_a_transaction_layout_file_is_keyed_by_its_transaction_dates(tmp_path: Path):
+    day = tmp_path / "transactions_2023-03-15.csv"
+    day.write_text("transaction_id,customer_id,product_id,quantity,price,transaction_date,payment_type,status\n"
+                   "T1,17850,85123A,1,2.55,2023-03-15,card,completed\n"
+                   "T2,17850,85123A,1,2.55,2023-03-15 18:00:00,card,pending\n")
+    assert drops.drop_key(str(day)) == "transactions/year=2023/month=03/day=15/transactions_2023-03-15.csv"
