@@ -30,6 +30,7 @@ HANDLERS = {
     "firehose-transform": "firehose/handler.py",
     "order-notifier": "consumers/notifications/handler.py",
     "warehouse-merge": "warehouse/merge/handler.py",
+    "batch": "batch/handler.py",
 }
 
 
