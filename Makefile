@@ -82,7 +82,8 @@ test: venv lint browser
 test-fast: venv lint
 	$(BIN)/python -m pytest tests/unit tests/contract
 
-# bench: the full dataset through every sink (bench.run), then the generated load of
+# bench: the full dataset through every sink (bench.run), the whole dataset as one dropped
+# file through the file loader (bench.file_loader), then the generated load of
 # BENCH_LINES lines (bench.generated_stack, default 5,000,000: see BENCHMARKS.md for how long
 # it takes on 2 cores). bench-quick: the generated load alone at 200,000 lines.
 BENCH_LINES ?= 5000000
@@ -90,6 +91,7 @@ BENCH_TIMEOUT ?= 3600
 
 bench: venv
 	$(BIN)/python -m bench.run $(DATA)
+	$(BIN)/python -m bench.file_loader $(DATA)
 	$(BIN)/python -m bench.generated_stack --lines $(BENCH_LINES) --timeout $(BENCH_TIMEOUT)
 
 bench-quick: venv
@@ -97,6 +99,7 @@ bench-quick: venv
 
 acceptance: venv
 	$(BIN)/python -m bench.acceptance $(DATA)
+	$(BIN)/python -m bench.drop_acceptance $(DATA)
 
 # The same cases `make test` runs on the bundled sample (tests/faults), on the full dataset.
 faults: venv
