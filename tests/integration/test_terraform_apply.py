@@ -38,6 +38,7 @@ HANDLERS = {
     "firehose-transform": "firehose.handler.lambda_handler",
     "order-notifier": "consumers.notifications.handler.lambda_handler",
     "warehouse-merge": "warehouse.merge.handler.lambda_handler",
+    "batch": "batch.handler.lambda_handler",
 }
 LAYERS = {key: ["deps", "arrow"] if key == "archive-writer" else ["deps"] for key in HANDLERS}
 # batch size, window, bisect (the archive writer retries a batch whole: its keys are the batch's range)
@@ -402,7 +403,7 @@ def test_roles_are_least_privilege(deployed):
     assert writer["ReadEvents"] == ({"kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:DescribeStream",
                                      "kinesis:DescribeStreamSummary", "kinesis:ListShards"}, {out["stream_arn"]})
     assert writer["ListStreams"] == ({"kinesis:ListStreams"}, {"*"})
-    assert writer["WriteInvoices"] == ({"dynamodb:BatchWriteItem"}, {table_arn})
+    assert writer["WriteInvoices"] == ({"dynamodb:BatchWriteItem", "dynamodb:PutItem"}, {table_arn})
     assert writer["SendFailures"] == ({"sqs:SendMessage"}, {queue_arn(out["quarantine_queue_url"]),
                                                             queue_arn(out["failures_queue_urls"]["invoice-writer"])})
     assert set(writer) == {"WriteOwnLogs", "WriteTraces", "ReadEvents", "ListStreams", "WriteInvoices", "SendFailures"}
