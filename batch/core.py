@@ -52,7 +52,7 @@ from urllib.parse import unquote_plus
 
 from pipeline.errors import SourceError
 from pipeline.events import InvoiceEvent, money_str, size_problem
-from pipeline.kaggle import COLUMNS, InvoiceGrouper, parse_text_row
+from pipeline.kaggle import COLUMNS, InvoiceGrouper, decoded_lines, parse_text_row
 from pipeline.transactions import COLUMNS as TRANSACTION_COLUMNS
 from pipeline.transactions import TransactionGrouper
 from pipeline.transactions import parse_row as parse_transaction_row
@@ -166,25 +166,21 @@ def files_of(event: dict[str, Any]) -> list[DroppedFile]:
 
 
 class _CountingLines:
-    """The lines of a byte stream, decoded as the Kaggle reader decodes them, counting the
-    bytes consumed so a row's end is a byte offset to resume from."""
+    """The lines of a byte stream, decoded by the Kaggle reader's own decoder, counting the bytes
+    consumed so a row's end is a byte offset to resume from (the decoder pulls one raw line per
+    decoded line, so the count is exact at every row the CSV reader returns)."""
 
     def __init__(self, fh: IO[bytes], offset: int):
         self._fh = fh
         self.position = offset
-        self._first = offset == 0
 
-    def __iter__(self) -> Iterator[str]:
+    def _raw(self) -> Iterator[bytes]:
         for raw in self._fh:
             self.position += len(raw)
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                text = raw.decode("iso-8859-1")
-            if self._first:
-                text = text.lstrip("\ufeff")
-                self._first = False
-            yield text
+            yield raw
+
+    def __iter__(self) -> Iterator[str]:
+        return decoded_lines(self._raw(), None)
 
 
 @dataclass

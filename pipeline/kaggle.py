@@ -243,7 +243,7 @@ def _iter_zip(file: str, encoding: str | None) -> Iterator[SourceRow]:
                 yield from _iter_csv(fh, f"{file}!{member}", encoding)
 
 
-def _decoded(lines: Iterable[bytes], encoding: str | None) -> Iterator[str]:
+def decoded_lines(lines: Iterable[bytes], encoding: str | None) -> Iterator[str]:
     first = True
     for raw in lines:
         if encoding is not None:
@@ -260,7 +260,7 @@ def _decoded(lines: Iterable[bytes], encoding: str | None) -> Iterator[str]:
 
 
 def _iter_csv(fh: IO[bytes], name: str, encoding: str | None) -> Iterator[SourceRow]:
-    reader = csv.reader(_decoded(fh, encoding))
+    reader = csv.reader(decoded_lines(fh, encoding))
     try:
         header = next(reader)
     except StopIteration:
