@@ -55,32 +55,12 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "drop" {
   }
 }
 
-# TLS only, as the other buckets (s3.tf: AWS only, the emulator is plain HTTP)
-data "aws_iam_policy_document" "drop_tls_only" {
-  for_each = local.emulated ? {} : local.drop_buckets
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"] # a deny: every action, over plain HTTP
-    resources = [each.value.arn, "${each.value.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
+# TLS only: the same policy as the other buckets (s3.tf local.bucket_arns, AWS only)
 resource "aws_s3_bucket_policy" "drop" {
   for_each = local.emulated ? {} : local.drop_buckets
 
   bucket = each.value.id
-  policy = data.aws_iam_policy_document.drop_tls_only[each.key].json
+  policy = data.aws_iam_policy_document.tls_only[each.key].json
 
   depends_on = [aws_s3_bucket_public_access_block.drop]
 }

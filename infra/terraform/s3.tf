@@ -24,12 +24,15 @@ resource "aws_s3_bucket_public_access_block" "archive" {
   restrict_public_buckets = true
 }
 
-# ── both buckets (the archive, Firehose's delivery bucket): encrypted, TLS only ──
+# ── the archive and Firehose's delivery bucket: encrypted, TLS only (the drop buckets
+# of drops.tf share the TLS-only policy) ──
 
 locals {
   bucket_arns = {
-    archive  = aws_s3_bucket.archive.arn
-    delivery = aws_s3_bucket.delivery.arn
+    archive      = aws_s3_bucket.archive.arn
+    delivery     = aws_s3_bucket.delivery.arn
+    drops        = aws_s3_bucket.drops.arn
+    drop_archive = aws_s3_bucket.drop_archive.arn
   }
 }
 

@@ -106,6 +106,24 @@ override_resource {
 }
 
 override_resource {
+  target          = aws_s3_bucket.drops
+  override_during = plan
+  values = {
+    id  = "shopstream-drops-123456789012-eu-west-1"
+    arn = "arn:aws:s3:::shopstream-drops-123456789012-eu-west-1"
+  }
+}
+
+override_resource {
+  target          = aws_s3_bucket.drop_archive
+  override_during = plan
+  values = {
+    id  = "shopstream-drop-archive-123456789012-eu-west-1"
+    arn = "arn:aws:s3:::shopstream-drop-archive-123456789012-eu-west-1"
+  }
+}
+
+override_resource {
   target          = aws_sns_topic.alerts
   override_during = plan
   values = {
@@ -452,8 +470,8 @@ run "data_is_protected_and_encrypted_with_aws_managed_keys" {
     error_message = "neither bucket can be made public"
   }
   assert {
-    condition     = keys(data.aws_iam_policy_document.tls_only) == ["archive", "delivery"]
-    error_message = "both buckets have a TLS-only policy"
+    condition     = keys(data.aws_iam_policy_document.tls_only) == ["archive", "delivery", "drop_archive", "drops"]
+    error_message = "every bucket has a TLS-only policy"
   }
   assert {
     condition     = alltrue([for doc in data.aws_iam_policy_document.tls_only : length(doc.statement) == 1 && doc.statement[0].effect == "Deny"])
