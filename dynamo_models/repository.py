@@ -189,10 +189,7 @@ class InvoiceRepository:
             latest.pop(event.invoice_no, None)
             latest[event.invoice_no] = event
         plain = [event for event in latest.values() if event.status is None]
-        requests = [item.serialize() for event in plain for item in invoice_items(event)]
-        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-            self._batch_write(requests[start : start + BATCH_WRITE_LIMIT])
-        written = len(requests)
+        written = self._write_all([item.serialize() for event in plain for item in invoice_items(event)])
         for event in latest.values():
             if event.status is not None:
                 written += self._put_versioned(event)
@@ -220,10 +217,13 @@ class InvoiceRepository:
                     return 0
                 self._raise_for_write(exc, code, attempt, "PutItem")
                 self._backoff(attempt)
-        requests = [item.serialize() for item in rest]
+        return 1 + self._write_all([item.serialize() for item in rest])
+
+    def _write_all(self, requests: list[dict[str, Any]]) -> int:
+        """Every item, in BatchWriteItem calls of at most BATCH_WRITE_LIMIT; how many."""
         for start in range(0, len(requests), BATCH_WRITE_LIMIT):
             self._batch_write(requests[start : start + BATCH_WRITE_LIMIT])
-        return 1 + len(requests)
+        return len(requests)
 
     def _raise_for_write(self, exc: PynamoDBException, code: str | None, attempt: int, call: str) -> None:
         table = self.model.Meta.table_name
