@@ -208,9 +208,11 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"reconcile: {exc}", file=sys.stderr)
         return 2
     try:
-        sinks = reconcile.sink_figures(clients=stack.clients(config), outputs=info.outputs,
+        clients = stack.clients(config)
+        quarantined = reconcile.quarantine_counts(clients("sqs"), info.outputs.get("quarantine_queue_url"))
+        sinks = reconcile.sink_figures(clients=clients, outputs=info.outputs, quarantined=quarantined,
                                        execute=stack.warehouse_executor(config, info).execute, say=progress)
-        aside = reconcile.loader_quarantined(stack.clients(config), info.outputs)
+        aside = quarantined.get(reconcile.LOADER, 0)
     except _unreachable() as exc:
         print(f"reconcile: a sink could not be read: {exc}", file=sys.stderr)
         return 2

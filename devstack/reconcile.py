@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from batch.core import CONSUMER as LOADER  # source.consumer of the rows of dropped files the loader quarantined
 from pipeline.events import InvoiceEvent, money_display, money_str
 
 SINKS = ("dynamodb", "archive", "warehouse")
@@ -274,10 +275,12 @@ def reconcile(source: Figures, sinks: dict[str, Figures], source_problems: int =
                   loader_quarantined)
 
 
+
+
 def loader_quarantined(clients: Callable[[str], Any], outputs: dict[str, Any]) -> int:
-    """Rows of dropped files the file loader quarantined (``source.consumer`` = ``batch``): unusable rows,
-    and rows naming a product or customer the warehouse does not know."""
-    return quarantine_counts(clients("sqs"), outputs.get("quarantine_queue_url")).get("batch", 0)
+    """Rows of dropped files the file loader quarantined: unusable rows, and rows naming a product or
+    customer the warehouse does not know."""
+    return quarantine_counts(clients("sqs"), outputs.get("quarantine_queue_url")).get(LOADER, 0)
 
 
 def format_report(report: Report) -> str:
@@ -319,12 +322,15 @@ def format_report(report: Report) -> str:
 
 
 def sink_figures(*, clients: Callable[[str], Any], outputs: dict[str, Any], execute: Callable[[str], Any],
-                 sinks: Iterable[str] = SINKS, say: Callable[[str], None] = lambda text: None) -> dict[str, Figures]:
-    """Read every sink of a deployed stack (names from its Terraform outputs)."""
+                 sinks: Iterable[str] = SINKS, say: Callable[[str], None] = lambda text: None,
+                 quarantined: Counter | None = None) -> dict[str, Figures]:
+    """Read every sink of a deployed stack (names from its Terraform outputs); ``quarantined``: the
+    quarantine queue's counts when the caller has read them already (:func:`quarantine_counts`)."""
     from consumers.archive.store import S3ArchiveStore
 
     sqs, s3 = clients("sqs"), clients("s3")
-    quarantined = quarantine_counts(sqs, outputs.get("quarantine_queue_url"))
+    if quarantined is None:
+        quarantined = quarantine_counts(sqs, outputs.get("quarantine_queue_url"))
     failures = {key: queue_depth(sqs, url) for key, url in (outputs.get("failures_queue_urls") or {}).items()}
     out: dict[str, Figures] = {}
     if "dynamodb" in sinks:
