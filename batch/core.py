@@ -409,19 +409,18 @@ class _KaggleLayout:
 
     def __init__(self, header: list[str], emitted: dict[str, str]):
         self._get = operator.itemgetter(*[header.index(c) for c in COLUMNS])
-        self._grouper = InvoiceGrouper()
-        self._grouper._emitted = emitted  # invoices an earlier part sent: a late row of one is refused, not re-sent
+        self._grouper = InvoiceGrouper(emitted=emitted)
         self._previous: str | None = None
 
     @property
     def emitted(self) -> dict[str, str]:
-        return self._grouper._emitted
+        return self._grouper.emitted
 
     def parse(self, values: list[str]) -> Any:
         return parse_text_row(*self._get(values))
 
     def starts_new(self, parsed: Any) -> bool:
-        return parsed.invoice_no != self._previous and parsed.invoice_no not in self._grouper._open
+        return parsed.invoice_no != self._previous and not self._grouper.is_open(parsed.invoice_no)
 
     def add(self, source: str, line: int, parsed: Any) -> tuple[list[InvoiceEvent], str | None]:
         self._previous = parsed.invoice_no
@@ -453,7 +452,7 @@ class _TransactionLayout:
         return parse_transaction_row(self._get(values), self._dimensions)
 
     def starts_new(self, parsed: Any) -> bool:
-        return parsed.version_key != self._grouper._key
+        return parsed.version_key != self._grouper.open_key
 
     def add(self, source: str, line: int, parsed: Any) -> tuple[list[InvoiceEvent], str | None]:
         return self._grouper.add(f"{source}:{line}", parsed)

@@ -304,14 +304,23 @@ class _OpenInvoice:
 class InvoiceGrouper:
     """Turns a stream of source lines into invoice events (see the module docstring)."""
 
-    def __init__(self, window: int = DEFAULT_GROUP_WINDOW):
+    def __init__(self, window: int = DEFAULT_GROUP_WINDOW, *, emitted: dict[str, str] | None = None):
+        """``emitted``: invoice → where its first row was, for invoices already sent (by an earlier
+        part of the same file): a later row of one is refused, never sent as a second, partial copy."""
         if window < 1:
             raise ValueError("window must be at least 1 row")
         self.window = window
         self.errors: list[SourceRowError] = []
         self.rows_read = 0
         self._open: dict[str, _OpenInvoice] = {}
-        self._emitted: dict[str, str] = {}
+        self._emitted: dict[str, str] = {} if emitted is None else emitted
+
+    @property
+    def emitted(self) -> dict[str, str]:
+        return self._emitted
+
+    def is_open(self, invoice_no: str) -> bool:
+        return invoice_no in self._open
 
     def add(self, source: str, line: int, parsed: SourceLine) -> list[InvoiceEvent]:
         self.rows_read += 1

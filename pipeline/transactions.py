@@ -165,8 +165,9 @@ class TransactionGrouper:
         return out, None
 
     @property
-    def open_transaction(self) -> str | None:
-        return self._key[0] if self._key else None
+    def open_key(self) -> tuple[str, str, str] | None:
+        """The version whose rows are being gathered."""
+        return self._key
 
     def flush(self) -> list[InvoiceEvent]:
         if self._key is None:
