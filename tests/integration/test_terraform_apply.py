@@ -350,7 +350,7 @@ def test_alarms_notify_the_alerts_topic_and_the_dashboard_shows_them(deployed):
         *functions, f"{PREFIX}-api-5xx",
         *(f"{PREFIX}-{name}-throttles" for name in ("table-read", "table-write", "index-read", "index-write")),
         *(f"{PREFIX}-firehose-{name}" for name in ("freshness", "staging-failed", "copy-failed", "transform-failed")),
-        f"{PREFIX}-large-orders-delivery-failed",
+        f"{PREFIX}-large-orders-delivery-failed", f"{PREFIX}-file-outcomes-delivery-failed",
     }
     assert set(alarms) == expected
     for alarm in alarms.values():
