@@ -215,8 +215,8 @@ class FileLoader:
         if done is not None and done.get("status") in ("loaded", "failed"):
             return self._already(file, sha256, done)
         if done is not None and done.get("status") == "loading" and done.get("key") != file.key:
-            log.info("the same content is being loaded under another key; archived only",
-                     extra={"key": file.key, "loading_key": done.get("key")})
+            log.info("the same content is being loaded under another key; loading this copy too (its events are "
+                     "the same events)", extra={"key": file.key, "loading_key": done.get("key")})
         self.ledger.put(sha256, {"status": "loading", "bucket": file.bucket, "key": file.key})
         return self._load(file, sha256, offset=0, header=None, counts=Counts(), emitted={}, should_pause=should_pause)
 
